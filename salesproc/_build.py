@@ -1,0 +1,657 @@
+"""Turn a loader's canonical-named raw frames into a validated :class:`~salesproc.history.History`.
+
+Every loader ends here, so validation happens once, the same way, for every source. All work is
+vectorised: no Python loop runs over rows or cases.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from salesproc.errors import InputError, InvalidValueError
+from salesproc.history import (
+    CASE_COLUMNS,
+    EVENT_COLUMNS,
+    EVENT_TYPES,
+    KINDS,
+    OUTCOMES,
+    OUTCOMES_BY_KIND,
+    STATUS_OF_OUTCOME,
+    STATUSES,
+    TS_DTYPE,
+    History,
+    LoadReport,
+)
+
+Errors = Literal["raise", "skip"]
+MilestoneRule = str | Iterable[str] | Callable[[str], bool] | re.Pattern[str] | None
+
+# case-level columns a flat event log may carry on every row
+CASE_LEVEL = ["outcome", "kind", "created", "closed", "amount", "segment", "target_date", "case_owner"]
+
+_OUTCOME_SYNONYMS = {
+    "won": "won", "win": "won", "closed_won": "won", "closedwon": "won", "success": "won",
+    "lost": "lost", "loss": "lost", "closed_lost": "lost", "closedlost": "lost",
+    "on_time": "on_time", "ontime": "on_time", "in_time": "on_time",
+    "late": "late", "delayed": "late", "overdue": "late",
+    "failed": "failed", "fail": "failed", "failure": "failed", "cancelled": "failed", "canceled": "failed",
+    "open": "open", "": "open", "in_progress": "open", "active": "open", "pending": "open",
+}
+_TYPE_SYNONYMS = {
+    "milestone": "milestone", "stage": "milestone", "phase": "milestone", "gate": "milestone",
+    "activity": "activity", "task": "activity", "action": "activity", "event": "activity",
+}
+
+
+@dataclass
+class Skips:
+    """Collects what is skipped (lenient mode) or raises on the first problem (strict mode)."""
+
+    source: str
+    errors: Errors = "raise"
+    counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, reason: str, n: int) -> None:
+        if n:
+            self.counts[reason] = self.counts.get(reason, 0) + int(n)
+
+    def bad(
+        self,
+        mask: np.ndarray,
+        *,
+        rows: np.ndarray,
+        column: str,
+        values: pd.Series | np.ndarray,
+        expected: str,
+        fix: str,
+        reason: str,
+    ) -> np.ndarray:
+        """Handle rows flagged bad: raise in strict mode, else count them; returns the keep mask."""
+        mask = np.asarray(mask, dtype=bool)
+        n = int(mask.sum())
+        if n == 0:
+            return ~mask
+        if self.errors == "raise":
+            i = int(np.flatnonzero(mask)[0])
+            val = values.iloc[i] if isinstance(values, pd.Series) else values[i]
+            if val is None or (isinstance(val, float) and np.isnan(val)) or val is pd.NA:
+                val = ""
+            raise InvalidValueError(
+                source=self.source,
+                row=int(rows[i]),
+                column=column,
+                value=val,
+                expected=expected,
+                fix=fix + " Or pass errors='skip' to skip such rows (they are counted in summary()).",
+                count=n,
+            )
+        self.count(reason, n)
+        return ~mask
+
+
+def i8(s: pd.Series) -> np.ndarray:
+    """Nanoseconds since the epoch (UTC) of a ``datetime64[ns, UTC]`` series; NaT is int64 min."""
+    return s.array.asi8  # type: ignore[attr-defined,no-any-return]
+
+
+def parse_timestamps(
+    values: pd.Series,
+    *,
+    tz: str = "UTC",
+    dayfirst: bool = False,
+    date_format: str | None = None,
+) -> pd.Series:
+    """Parse to ``datetime64[ns, UTC]``; unparseable values become NaT (the caller reports them).
+
+    Values with an offset are converted to UTC; values without one are read in ``tz``.
+    """
+    s = values
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert("UTC").astype(TS_DTYPE)
+    if pd.api.types.is_datetime64_dtype(s.dtype):
+        out = s.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+        return out.dt.tz_convert("UTC").astype(TS_DTYPE)
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        # Excel serial dates are handled by the Excel reader; plain numbers are not dates
+        return pd.Series(pd.NaT, index=s.index, dtype=TS_DTYPE)
+    txt = s.astype("str")
+    txt = txt.where(s.notna(), None)
+    txt = txt.str.strip()
+    txt = txt.where(txt != "", None)
+    fmt = date_format or "ISO8601"
+    out = pd.to_datetime(txt, utc=True, format=fmt, errors="coerce")
+    miss = out.isna() & txt.notna()
+    if miss.any() and date_format is None:
+        # a second, slower pass over what ISO 8601 could not read (e.g. 31.12.2017, 12/31/2017)
+        rest = pd.to_datetime(txt[miss], utc=True, format="mixed", dayfirst=dayfirst, errors="coerce")
+        out = out.copy()
+        out[miss] = rest
+    if tz != "UTC":
+        naive = txt.notna() & ~txt.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False)
+        if naive.any():
+            local = out[naive].dt.tz_localize(None).dt.tz_localize(
+                tz, ambiguous="NaT", nonexistent="NaT"
+            )
+            out = out.copy()
+            out[naive] = local.dt.tz_convert("UTC")
+    return out.astype(TS_DTYPE)
+
+
+def parse_amounts(values: pd.Series, *, decimal: str = ".") -> pd.Series:
+    """Numbers, also from European text such as ``1.234,50`` when ``decimal=','``."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype("float64")
+    txt = values.astype("str").where(values.notna(), None).str.strip()
+    txt = txt.str.replace(r"[\s\u00a0$€£¥]", "", regex=True)
+    if decimal == ",":
+        txt = txt.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    else:
+        txt = txt.str.replace(",", "", regex=False)
+    txt = txt.where(txt != "", None)
+    return pd.to_numeric(txt, errors="coerce").astype("float64")
+
+
+def milestone_matcher(rule: MilestoneRule) -> Callable[[pd.Series], np.ndarray] | None:
+    """A vectorised test for "is this event name a milestone?" from a list, prefix, regex or callable.
+
+    A string is a regular expression matched at the start of the name (so a plain prefix works);
+    an iterable of strings is an exact list; a callable is applied to each distinct name.
+    """
+    if rule is None:
+        return None
+    if isinstance(rule, re.Pattern):
+        pat = rule
+        return lambda names: names.astype("str").str.match(pat).to_numpy(dtype=bool)
+    if isinstance(rule, str):
+        pat = re.compile(rule)
+        return lambda names: names.astype("str").str.match(pat).to_numpy(dtype=bool)
+    if callable(rule):
+        fn = rule
+
+        def by_call(names: pd.Series) -> np.ndarray:
+            cat = names.astype("category")
+            hits = np.array([bool(fn(str(c))) for c in cat.cat.categories], dtype=bool)
+            codes = cat.cat.codes.to_numpy()
+            return np.where(codes >= 0, hits[np.maximum(codes, 0)] if len(hits) else False, False)
+
+        return by_call
+    wanted = {str(x) for x in rule}
+    return lambda names: names.astype("str").isin(wanted).to_numpy(dtype=bool)
+
+
+def _norm_token(s: pd.Series) -> pd.Series:
+    return (
+        s.astype("str")
+        .where(s.notna(), "")
+        .str.strip()
+        .str.lower()
+        .str.replace(r"[\s\-]+", "_", regex=True)
+    )
+
+
+def normalize_outcomes(
+    raw: pd.Series,
+    kinds: pd.Series,
+    *,
+    outcome_values: Mapping[str, str] | None,
+    skips: Skips,
+    rows: np.ndarray,
+) -> tuple[pd.Series, np.ndarray]:
+    """Map raw outcome labels to canonical ones; returns (outcome, keep-mask)."""
+    out = pd.Series(np.full(len(raw), None, dtype=object), index=raw.index)
+    if outcome_values:
+        user = {str(k): str(v) for k, v in outcome_values.items()}
+        bad_targets = sorted(set(user.values()) - set(OUTCOMES))
+        if bad_targets:
+            raise ValueError(
+                f"The 'outcome_values' parameter must map labels to one of {OUTCOMES}. "
+                f"Got {bad_targets} instead."
+            )
+        hit = raw.astype("str").where(raw.notna(), None).map(user)
+        out = out.where(hit.isna(), hit)
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        out = out.where(out.notna(), raw.map({True: "won", False: "lost"}))
+    tok = _norm_token(raw)
+    tok = tok.replace({"true": "won", "false": "lost", "1": "won", "0": "lost"})
+    mapped = tok.map(_OUTCOMES_SYN_SERIES)
+    out = out.where(out.notna(), mapped)
+    allowed_pairs = np.zeros(len(raw), dtype=bool)
+    kv = kinds.to_numpy()
+    ov = out.to_numpy()
+    for kind, allowed in OUTCOMES_BY_KIND.items():
+        allowed_pairs |= (kv == kind) & np.isin(ov, allowed)
+    bad = ~allowed_pairs
+    keep = skips.bad(
+        bad,
+        rows=rows,
+        column="outcome",
+        values=raw,
+        expected=("for deals one of won, lost, open; for projects one of on_time, late, failed, open"),
+        fix=(
+            "map your labels, e.g. load_history(..., outcome_values={'Closed Won': 'won', "
+            "'Closed Lost': 'lost'})."
+        ),
+        reason="unknown outcome value",
+    )
+    return out, keep
+
+
+_OUTCOMES_SYN_SERIES = pd.Series(_OUTCOME_SYNONYMS)
+
+
+def _rows_of(df: pd.DataFrame, offset: int) -> np.ndarray:
+    if "_row" in df.columns:
+        return df["_row"].to_numpy(dtype=np.int64)
+    return np.arange(len(df), dtype=np.int64) + offset
+
+
+def _clean_ids(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_float_dtype(s.dtype):
+        # ids read as floats (1.0) come from numeric id columns with blanks: keep the integer text
+        ints = s.dropna()
+        if len(ints) and (ints == np.floor(ints)).all():
+            return s.map(lambda v: None if pd.isna(v) else str(int(v)))
+    out = s.astype("str").where(s.notna(), None).str.strip()
+    return out.where(out != "", None)
+
+
+def build_history(
+    events: pd.DataFrame,
+    cases: pd.DataFrame | None = None,
+    *,
+    source: str = "<data>",
+    kind: str = "deal",
+    tz: str = "UTC",
+    errors: Errors = "raise",
+    outcome_values: Mapping[str, str] | None = None,
+    outcome_events: Mapping[str, Iterable[str]] | None = None,
+    milestones: MilestoneRule = None,
+    dayfirst: bool = False,
+    date_format: str | None = None,
+    decimal: str = ".",
+    rows_read: int | None = None,
+    row_offset: int = 2,
+    skips: Skips | None = None,
+    notes: Iterable[str] = (),
+) -> History:
+    """Validate canonical-named frames and assemble a :class:`History`.
+
+    ``events`` holds ``case_id``, ``name``, ``timestamp`` and optionally ``type``, ``owner``,
+    ``role``, case-level columns (``outcome``, ``kind``, ``created``, ``closed``, ``amount``,
+    ``segment``, ``target_date``, ``case_owner``), columns prefixed ``case:`` (case attributes) and
+    any other column (event attributes). ``cases`` (optional) holds one row per case.
+    """
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"The 'errors' parameter must be 'raise' or 'skip'. Got {errors!r} instead.")
+    if kind not in KINDS:
+        raise ValueError(f"The 'kind' parameter must be one of {KINDS}. Got {kind!r} instead.")
+    sk = skips or Skips(source=source, errors=errors)
+    sk.notes.extend(notes)
+    n_event_rows = len(events)
+    n_case_rows = 0 if cases is None else len(cases)
+    if rows_read is None:
+        rows_read = n_event_rows + n_case_rows
+
+    ev = events.reset_index(drop=True)
+    rows = _rows_of(ev, row_offset)
+    ev = ev.drop(columns=["_row"], errors="ignore")
+    keep = np.ones(len(ev), dtype=bool)
+
+    # --- events: id, name, time, type --------------------------------------------------------
+    cid = _clean_ids(ev["case_id"]) if len(ev) else pd.Series([], dtype="str")
+    keep &= sk.bad(
+        cid.isna().to_numpy() & keep, rows=rows, column="case_id", values=ev.get("case_id", cid),
+        expected="a case id (not empty)", fix="fill the id, or drop the row from the file.",
+        reason="empty case id",
+    )
+    name = ev["name"].astype("str").where(ev["name"].notna(), None).str.strip() if len(ev) else cid
+    keep &= sk.bad(
+        (name.isna() | (name == "")).to_numpy() & keep, rows=rows, column="name",
+        values=ev.get("name", name), expected="an event name (not empty)",
+        fix="fill the event name, or drop the row.", reason="empty event name",
+    )
+    ts = parse_timestamps(ev["timestamp"], tz=tz, dayfirst=dayfirst, date_format=date_format) if len(ev) else pd.Series([], dtype=TS_DTYPE)
+    keep &= sk.bad(
+        ts.isna().to_numpy() & keep, rows=rows, column="timestamp", values=ev.get("timestamp", ts),
+        expected="a date or timestamp such as 2024-03-31 or 2024-03-31T14:05:00+02:00",
+        fix=("correct the cell; for day-first dates pass dayfirst=True, or give the exact format, "
+             "e.g. date_format='%d.%m.%Y'."),
+        reason="unparseable or missing timestamp",
+    )
+    etype: pd.Series
+    if "type" in ev.columns:
+        tok = _norm_token(ev["type"])
+        etype = tok.map(pd.Series(_TYPE_SYNONYMS))
+        keep &= sk.bad(
+            etype.isna().to_numpy() & keep, rows=rows, column="type", values=ev["type"],
+            expected="'milestone' or 'activity'", fix="use one of those words (stage and task also work).",
+            reason="unknown event type",
+        )
+    else:
+        match = milestone_matcher(milestones)
+        if match is None:
+            etype = pd.Series("milestone", index=ev.index, dtype="str")
+            if len(ev):
+                sk.notes.append(
+                    "events carry no type: all treated as milestones (pass milestones=... to name them)"
+                )
+        else:
+            etype = pd.Series(np.where(match(name.fillna("")), "milestone", "activity"), index=ev.index)
+
+    ev_kind_col = "kind" in ev.columns
+
+    # --- terminal outcome events ------------------------------------------------------------
+    term_outcome = None
+    if outcome_events:
+        term_map: dict[str, str] = {}
+        for outc, names in outcome_events.items():
+            if outc not in OUTCOMES:
+                raise ValueError(
+                    f"The 'outcome_events' parameter must map outcomes ({OUTCOMES}) to event names. "
+                    f"Got key {outc!r} instead."
+                )
+            for nm in [names] if isinstance(names, str) else names:
+                term_map[str(nm)] = outc
+        term_outcome = name.map(term_map)
+
+    keep_idx = np.flatnonzero(keep)
+    e = pd.DataFrame(
+        {
+            "case_id": cid.to_numpy()[keep_idx],
+            "name": name.to_numpy()[keep_idx],
+            "type": etype.to_numpy()[keep_idx],
+            "timestamp": ts.array[keep_idx],
+        }
+    )
+    e_rows = rows[keep_idx]
+    for col in ("owner", "role"):
+        if col in ev.columns:
+            v = ev[col].to_numpy()[keep_idx]
+            e[col] = pd.Series(v).astype("str").where(pd.notna(v), None)
+        else:
+            e[col] = pd.Series(np.full(len(e), None, dtype=object), dtype="str")
+    case_level = {c: ev[c].to_numpy()[keep_idx] for c in CASE_LEVEL if c in ev.columns}
+    case_attr_cols = [c for c in ev.columns if isinstance(c, str) and c.startswith("case:")]
+    for c in case_attr_cols:
+        case_level[c[len("case:"):]] = ev[c].to_numpy()[keep_idx]
+    extra_cols = [
+        c for c in ev.columns
+        if c not in set(EVENT_COLUMNS) | set(CASE_LEVEL) | set(case_attr_cols)
+    ]
+    for c in extra_cols:
+        e[str(c)] = ev[c].to_numpy()[keep_idx]
+    term = term_outcome.to_numpy()[keep_idx] if term_outcome is not None else None
+
+    # order by case and time once; duplicates then sit side by side
+    order = np.lexsort((i8(e["timestamp"]), pd.factorize(e["case_id"])[0]))
+    e = e.iloc[order].reset_index(drop=True)
+    e_rows = e_rows[order]
+    case_level = {k: np.asarray(v)[order] for k, v in case_level.items()}
+    if term is not None:
+        term = np.asarray(term)[order]
+    dup = e.duplicated(subset=["case_id", "name", "timestamp", "type"]).to_numpy()
+    if dup.any():
+        sk.count("duplicate event (same case, name, type and time): kept once", int(dup.sum()))
+        e = e.loc[~dup].reset_index(drop=True)
+        e_rows = e_rows[~dup]
+        case_level = {k: v[~dup] for k, v in case_level.items()}
+        if term is not None:
+            term = term[~dup]
+
+    # --- cases from events (events are grouped by case and time-sorted) ------------------------
+    codes, uniq = pd.factorize(e["case_id"], sort=False)
+    n_from_events = len(uniq)
+    ev_ts = i8(e["timestamp"])
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.zeros(0, int)
+    ends = np.r_[starts[1:], len(codes)] - 1 if len(codes) else np.zeros(0, int)
+    from_ev = pd.DataFrame({"case_id": pd.Index(uniq).astype("str")})
+    from_ev["_first"] = pd.to_datetime(ev_ts[starts], utc=True).astype(TS_DTYPE)
+    from_ev["_last"] = pd.to_datetime(ev_ts[ends], utc=True).astype(TS_DTYPE)
+    from_ev["_row"] = e_rows[starts] if len(starts) else np.zeros(0, np.int64)
+    for k, v in case_level.items():
+        from_ev[k] = _group_last_valid(codes, v, n_from_events)
+
+    if term is not None:
+        is_term = pd.notna(term)
+        if is_term.any():
+            tcodes = codes[is_term]
+            t_out = _group_last_valid(tcodes, term[is_term], n_from_events)
+            t_time = np.full(n_from_events, np.iinfo(np.int64).min)
+            np.maximum.at(t_time, tcodes, ev_ts[is_term])
+            has = pd.notna(t_out)
+            cur = from_ev["outcome"] if "outcome" in from_ev.columns else pd.Series([None] * n_from_events)
+            from_ev["outcome"] = np.where(has, t_out, cur.to_numpy(dtype=object))
+            tt = pd.to_datetime(np.where(has, t_time, np.iinfo(np.int64).min), utc=True)
+            tt = pd.Series(tt).where(has, pd.NaT)
+            if "closed" in from_ev.columns:
+                old = parse_timestamps(pd.Series(from_ev["closed"]), tz=tz, dayfirst=dayfirst)
+                from_ev["closed"] = old.where(old.notna(), tt)
+            else:
+                from_ev["closed"] = tt.astype(TS_DTYPE)
+            sk.notes.append(
+                f"{int(is_term.sum()):,} terminal events became case outcomes and were removed from events"
+            )
+            e = e.loc[~is_term].reset_index(drop=True)
+            codes = codes[~is_term]
+
+    # --- merge with a case table -------------------------------------------------------------
+    if cases is not None:
+        cs = cases.reset_index(drop=True)
+        c_rows = _rows_of(cs, row_offset)
+        cs = cs.drop(columns=["_row"], errors="ignore")
+        ccid = _clean_ids(cs["case_id"])
+        ckeep = sk.bad(
+            ccid.isna().to_numpy(), rows=c_rows, column="case_id", values=cs["case_id"],
+            expected="a case id (not empty)", fix="fill the id, or drop the row.", reason="empty case id",
+        )
+        dupc = ccid.duplicated(keep="first").to_numpy() & ccid.notna().to_numpy()
+        ckeep &= sk.bad(
+            dupc & ckeep, rows=c_rows, column="case_id", values=cs["case_id"],
+            expected="each case id once in the case table", fix="remove the repeated row.",
+            reason="repeated case id in case table",
+        )
+        cs = cs.loc[ckeep].assign(case_id=ccid[ckeep]).reset_index(drop=True)
+        cs["_row"] = c_rows[ckeep]
+        ev_only = ~from_ev["case_id"].isin(cs["case_id"])
+        if ev_only.any():
+            sk.notes.append(f"{int(ev_only.sum()):,} cases appear in events but not in the case table: added")
+        merged = cs.merge(
+            from_ev.drop(columns=["_row"]), on="case_id", how="outer", suffixes=("", "_ev"), sort=False
+        )
+        for col in list(merged.columns):
+            if col.endswith("_ev"):
+                base = col[:-3]
+                merged[base] = merged[base].where(merged[base].notna(), merged[col])
+                merged = merged.drop(columns=[col])
+        merged["_row"] = merged["_row"].fillna(-1).astype(np.int64)
+        c = merged
+    else:
+        c = from_ev
+
+    if "case_owner" in c.columns:
+        c = c.rename(columns={"case_owner": "owner"}) if "owner" not in c.columns else c.drop(columns=["case_owner"])
+    if "owner" not in c.columns and len(e):
+        first_owner = e.dropna(subset=["owner"]).groupby("case_id", sort=False)["owner"].first()
+        c["owner"] = c["case_id"].map(first_owner)
+    c_rows = c["_row"].to_numpy(dtype=np.int64) if "_row" in c.columns else np.arange(len(c)) + row_offset
+
+    # --- kinds, dates, amounts, outcomes ---------------------------------------------------
+    kinds = (
+        _norm_token(c["kind"]).replace({"": kind, "opportunity": "deal", "deals": "deal", "projects": "project"})
+        if "kind" in c.columns or ev_kind_col
+        else pd.Series(kind, index=c.index)
+    )
+    ck = np.ones(len(c), dtype=bool)
+    ck &= sk.bad(
+        ~kinds.isin(KINDS).to_numpy(), rows=c_rows, column="kind", values=c.get("kind", kinds),
+        expected="'deal' or 'project'", fix="use one of those words.", reason="unknown case kind",
+    )
+    for col in ("created", "closed", "target_date"):
+        if col in c.columns:
+            parsed = parse_timestamps(pd.Series(c[col]), tz=tz, dayfirst=dayfirst, date_format=date_format)
+            badd = parsed.isna().to_numpy() & pd.Series(c[col]).notna().to_numpy()
+            raw = pd.Series(c[col])
+            badd &= (raw.astype("str").str.strip() != "").to_numpy()
+            ck &= sk.bad(
+                badd & ck, rows=c_rows, column=col, values=raw,
+                expected="a date such as 2024-03-31", fix="correct the date (or leave it empty).",
+                reason=f"unparseable {col} date",
+            )
+            c[col] = parsed
+        else:
+            c[col] = pd.Series(pd.NaT, index=c.index, dtype=TS_DTYPE)
+    if "_first" not in c.columns:
+        c["_first"] = pd.Series(pd.NaT, index=c.index, dtype=TS_DTYPE)
+        c["_last"] = pd.Series(pd.NaT, index=c.index, dtype=TS_DTYPE)
+    c["created"] = c["created"].where(c["created"].notna(), c["_first"])
+    ck &= sk.bad(
+        c["created"].isna().to_numpy() & ck, rows=c_rows, column="created", values=c["created"],
+        expected="a creation date, or at least one dated event", fix="give the case a created date.",
+        reason="case with no date at all",
+    )
+    if "amount" in c.columns:
+        amt = parse_amounts(pd.Series(c["amount"]), decimal=decimal)
+        rawa = pd.Series(c["amount"])
+        bada = amt.isna().to_numpy() & rawa.notna().to_numpy() & (rawa.astype("str").str.strip() != "").to_numpy()
+        ck &= sk.bad(
+            bada & ck, rows=c_rows, column="amount", values=rawa, expected="a number such as 12500.50",
+            fix="correct the cell; for European number formats pass decimal=','.",
+            reason="unparseable amount",
+        )
+        c["amount"] = amt
+    else:
+        c["amount"] = np.nan
+
+    rawo = pd.Series(c["outcome"]) if "outcome" in c.columns else pd.Series([None] * len(c), index=c.index, dtype=object)
+    outcome, okeep = normalize_outcomes(rawo, kinds, outcome_values=outcome_values, skips=sk, rows=c_rows)
+    ck &= okeep
+    is_proj = (kinds == "project").to_numpy()
+    # projects without an explicit outcome: on time / late from actual end vs planned end
+    derive_proj = is_proj & (rawo.isna() | (_norm_token(rawo) == "")).to_numpy()
+    if derive_proj.any():
+        closed_p = c["closed"]
+        tgt = c["target_date"]
+        lab = np.where(
+            closed_p.isna(), "open", np.where((closed_p <= tgt).fillna(False).to_numpy(dtype=bool), "on_time", "late")
+        )
+        no_target = derive_proj & closed_p.notna().to_numpy() & tgt.isna().to_numpy()
+        ck &= sk.bad(
+            no_target & ck, rows=c_rows, column="target_date", values=c["target_date"],
+            expected="a planned end date for a finished project (to tell on time from late)",
+            fix="map the planned-end column, e.g. mapping={'target_date': 'enddate_planned'}, or give an outcome.",
+            reason="finished project without a planned end date",
+        )
+        outcome = outcome.where(~derive_proj, lab)
+    if not ("outcome" in c.columns or outcome_events) and (~is_proj).any():
+        sk.notes.append("no outcome column or outcome_events rule: deals are all open")
+    c["outcome"] = outcome
+    closed_case = (c["outcome"] != "open").to_numpy()
+    # closed date: given, else the last event; open cases have none (a given one is an expected close)
+    c["closed"] = c["closed"].where(~(closed_case & c["closed"].isna().to_numpy()), c["_last"])
+    if (~closed_case & c["closed"].notna().to_numpy()).any():
+        c["expected_close"] = c["closed"].where(~closed_case)
+        c["closed"] = c["closed"].where(closed_case)
+    ck &= sk.bad(
+        closed_case & c["closed"].isna().to_numpy() & ck, rows=c_rows, column="closed",
+        values=c["closed"], expected="a close date for a closed case (or at least one event)",
+        fix="give the close date.", reason="closed case without a close date",
+    )
+
+    c = c.loc[ck].reset_index(drop=True)
+    kinds = kinds[ck].reset_index(drop=True)
+    dropped_cases = set(from_ev["case_id"]) - set(c["case_id"]) if not ck.all() else set()
+    if dropped_cases:
+        lost = e["case_id"].isin(dropped_cases).to_numpy()
+        sk.count("event of a skipped case", int(lost.sum()))
+        e = e.loc[~lost].reset_index(drop=True)
+
+    c["kind"] = kinds
+    c["status"] = c["outcome"].map(STATUS_OF_OUTCOME)
+    for col in ("owner", "segment"):
+        if col not in c.columns:
+            c[col] = None
+        c[col] = pd.Series(c[col]).astype("str").where(pd.Series(c[col]).notna(), None)
+    c = c.drop(columns=["_first", "_last", "_row"], errors="ignore")
+
+    report = LoadReport(
+        source=source,
+        rows_read=int(rows_read),
+        rows_loaded=int(rows_read - sum(sk.counts.values())),
+        skipped=dict(sk.counts),
+        notes=tuple(dict.fromkeys(sk.notes)),
+    )
+    return finalize(c, e, report)
+
+
+def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport) -> History:
+    """Order columns, set dtypes, sort events, check the schema."""
+    missing = [c for c in ("case_id", "kind", "outcome", "created") if c not in cases.columns]
+    if missing:
+        raise InputError(f"case table lacks {missing}; expected the columns {CASE_COLUMNS}.")
+    c = cases.copy()
+    if "status" not in c.columns:
+        c["status"] = c["outcome"].map(STATUS_OF_OUTCOME)
+    for col in ("closed", "target_date"):
+        if col not in c.columns:
+            c[col] = pd.Series(pd.NaT, index=c.index, dtype=TS_DTYPE)
+    for col in ("amount",):
+        if col not in c.columns:
+            c[col] = np.nan
+    for col in ("owner", "segment"):
+        if col not in c.columns:
+            c[col] = pd.Series([None] * len(c), dtype="str")
+    c["case_id"] = c["case_id"].astype("str")
+    c["kind"] = pd.Categorical(c["kind"], categories=KINDS)
+    c["outcome"] = pd.Categorical(c["outcome"], categories=OUTCOMES)
+    c["status"] = pd.Categorical(c["status"], categories=STATUSES)
+    for col in ("created", "closed", "target_date"):
+        c[col] = pd.to_datetime(c[col], utc=True).astype(TS_DTYPE)
+    c["amount"] = pd.to_numeric(c["amount"], errors="coerce").astype("float64")
+    extra = [x for x in c.columns if x not in CASE_COLUMNS]
+    c = c[CASE_COLUMNS + extra].reset_index(drop=True)
+
+    e = events.copy()
+    for col in ("owner", "role"):
+        if col not in e.columns:
+            e[col] = pd.Series([None] * len(e), dtype="str")
+    e["timestamp"] = pd.to_datetime(e["timestamp"], utc=True).astype(TS_DTYPE)
+    cat = pd.Categorical(e["case_id"].astype("str"), categories=c["case_id"])
+    orphan = (cat.codes < 0) & pd.notna(e["case_id"]).to_numpy()
+    if orphan.any():
+        raise InputError(f"{int(orphan.sum())} events belong to no case (first: {e['case_id'][orphan].iloc[0]!r}).")
+    e["case_id"] = cat
+    e["name"] = e["name"].astype("str").astype("category")
+    e["type"] = pd.Categorical(e["type"], categories=EVENT_TYPES)
+    order = np.lexsort((i8(e["timestamp"]), cat.codes))
+    e = e.iloc[order]
+    extra_e = [x for x in e.columns if x not in EVENT_COLUMNS]
+    e = e[EVENT_COLUMNS + extra_e].reset_index(drop=True)
+    return History(c, e, report)
+
+
+# --- vectorised group helpers (codes are 0..n-1) ---------------------------------------------
+
+def _group_first_valid(codes: np.ndarray, vals: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(n, None, dtype=object)
+    valid = pd.notna(vals)
+    if valid.any():
+        idx = np.flatnonzero(valid)[::-1]
+        out[codes[idx]] = np.asarray(vals, dtype=object)[idx]
+    return out
+
+
+def _group_last_valid(codes: np.ndarray, vals: np.ndarray, n: int) -> np.ndarray:
+    """Per group, the last non-missing value in row order (rows are time-sorted within a case)."""
+    out = np.full(n, None, dtype=object)
+    valid = pd.notna(vals)
+    if valid.any():
+        idx = np.flatnonzero(valid)
+        out[codes[idx]] = np.asarray(vals, dtype=object)[idx]  # later rows overwrite earlier ones
+    return out

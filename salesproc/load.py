@@ -1,0 +1,334 @@
+"""Loading: any source a team has (event logs, CRM exports, XES, spreadsheets, SQL) -> History.
+
+:func:`load_history` is the one entry point. It reads the source into a table, resolves the
+column mapping (a dict or a preset name, or none for canonical names), and hands the rows to the
+shape-specific builder. Validation happens once, in :mod:`salesproc._build`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from salesproc._build import Errors, MilestoneRule, build_history
+from salesproc._presets import Preset, detect_preset, get_preset
+from salesproc.errors import EmptyInputError, EncodingError, InputError, MissingColumnError
+from salesproc.history import History
+
+__all__ = ["load_history", "read_table"]
+
+REQUIRED_EVENT_COLUMNS = ("case_id", "name", "timestamp")
+_TABLE_SUFFIXES = {".csv", ".tsv", ".txt", ".parquet", ".pq", ".xlsx", ".xlsm", ".xls"}
+
+
+def load_history(
+    source: Any,
+    *,
+    mapping: Mapping[str, str] | str | None = None,
+    kind: str = "deal",
+    errors: Errors = "raise",
+    tz: str = "UTC",
+    outcome_values: Mapping[str, str] | None = None,
+    outcome_events: Mapping[str, Iterable[str]] | None = None,
+    milestones: MilestoneRule = None,
+    lifecycle: str | Iterable[str] | None = "complete",
+    sheet: str | int | None = None,
+    encoding: str = "utf-8",
+    delimiter: str | None = None,
+    decimal: str | None = None,
+    dayfirst: bool = False,
+    date_format: str | None = None,
+    query: str | None = None,
+    table: str | None = None,
+    cases_table: str | None = None,
+) -> History:
+    """Load past (and open) deals or projects into a validated :class:`History`.
+
+    Parameters
+    ----------
+    source
+        A path (CSV/TSV, Parquet, Excel ``.xlsx``, XES or ``.xes.gz``, or a folder written by
+        :meth:`History.to_parquet`), a DataFrame of events, a SQLAlchemy URL / engine / connection
+        (with ``query`` or ``table``), or a History (returned unchanged).
+    mapping
+        Canonical name -> the file's column name, e.g. ``{"case_id": "Opportunity ID"}``, or a preset
+        name (``"salesforce"``, ``"hubspot"``, ``"crm-snapshot"``, ``"project-milestones"``,
+        ``"xes-csv"``). Files whose columns already use the canonical names need none.
+    kind
+        ``"deal"`` or ``"project"`` for cases whose kind is not in the data.
+    errors
+        ``"raise"`` (default) stops at the first bad row with a message naming file, row, column and
+        value; ``"skip"`` skips such rows and counts them, with reasons, in ``summary()``.
+    tz
+        Time zone of timestamps written without an offset. Everything is stored in UTC.
+    outcome_values
+        Extra outcome labels, e.g. ``{"Closed Won": "won", "Closed Lost": "lost"}``.
+    outcome_events
+        Outcome from terminal events: ``{"won": ["Closed Won"], "lost": ["Closed Lost"]}``. Those
+        events become the case's outcome and close date and leave the event table.
+    milestones
+        Which event names are milestones when the data has no ``type`` column: a list of names, a
+        regular expression or prefix, or a callable. Without it all events are milestones.
+    lifecycle
+        XES only: which ``lifecycle:transition`` values to keep (``None`` keeps all).
+    sheet, encoding, delimiter, decimal, dayfirst, date_format
+        Reading options; the delimiter is sniffed (``,`` ``;`` tab ``|``) and ``;`` files default to
+        decimal commas.
+    query, table, cases_table
+        SQL only: a query or table of events, and optionally a table of cases.
+
+    Examples
+    --------
+    >>> import io, salesproc
+    >>> csv = io.StringIO(
+    ...     "case_id,name,timestamp,outcome\\n"
+    ...     "A,Qualify,2024-01-02,won\\nA,Proposal,2024-01-20,won\\nB,Qualify,2024-01-05,open\\n"
+    ... )
+    >>> h = salesproc.load_history(csv)
+    >>> h.cases[["case_id", "outcome", "status"]].to_dict("records")
+    [{'case_id': 'A', 'outcome': 'won', 'status': 'success'}, {'case_id': 'B', 'outcome': 'open', 'status': 'open'}]
+    """
+    build_opts: dict[str, Any] = dict(
+        kind=kind,
+        errors=errors,
+        tz=tz,
+        outcome_values=outcome_values,
+        outcome_events=outcome_events,
+        milestones=milestones,
+        dayfirst=dayfirst,
+        date_format=date_format,
+    )
+    if isinstance(source, History):
+        return source
+    if _is_sql(source):
+        from salesproc._sql import read_sql_history
+
+        return read_sql_history(
+            source, query=query, table=table, cases_table=cases_table, mapping=mapping, **build_opts
+        )
+    if isinstance(source, pd.DataFrame):
+        return _from_table(source, mapping, "<DataFrame>", build_opts, decimal or ".")
+    if isinstance(source, (io.StringIO, io.BytesIO)) or hasattr(source, "read"):
+        raw = source.read()
+        data = raw.encode("utf-8") if isinstance(raw, str) else raw
+        df, dec = _read_csv_bytes(data, "<stream>", encoding=encoding, delimiter=delimiter, mapping=mapping)
+        return _from_table(df, mapping, "<stream>", build_opts, decimal or dec)
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder. Fix: check the path (working folder: {Path.cwd()}).")
+    if path.is_dir():
+        if (path / "events.parquet").exists():
+            return History.read_parquet(path)
+        raise InputError(f"{path} is a folder but not a saved history (no events.parquet inside).")
+    name = path.name.lower()
+    if name.endswith((".xes", ".xes.gz")):
+        from salesproc._xes import read_xes
+
+        return read_xes(path, lifecycle=lifecycle, mapping=mapping, **build_opts)
+    if path.suffix.lower() not in _TABLE_SUFFIXES:
+        raise InputError(
+            f"{path}: unknown file type {path.suffix!r}. Expected one of "
+            f"{sorted(_TABLE_SUFFIXES | {'.xes', '.xes.gz'})}, or a folder saved by History.to_parquet."
+        )
+    df, dec = read_table(path, sheet=sheet, encoding=encoding, delimiter=delimiter, mapping=mapping)
+    return _from_table(df, mapping, str(path), build_opts, decimal or dec)
+
+
+def _is_sql(source: Any) -> bool:
+    if isinstance(source, str) and re.match(r"^[a-z][a-z0-9+]*://", source):
+        return True
+    mod = type(source).__module__
+    return mod.startswith("sqlalchemy") or mod.startswith("sqlite3")
+
+
+def resolve_mapping(
+    mapping: Mapping[str, str] | str | None, columns: list[str]
+) -> tuple[dict[str, str], Preset | None]:
+    """Canonical -> source column, and the preset when one was named or detected."""
+    if mapping is None:
+        preset = detect_preset(columns)
+        return resolve_mapping(preset.name, columns) if preset else ({}, None)
+    if isinstance(mapping, str):
+        preset = get_preset(mapping)
+        present = set(columns)
+        required = set(preset.options.get("required", REQUIRED_EVENT_COLUMNS))
+        # a preset's optional columns may be absent from a given export
+        return {k: v for k, v in preset.mapping.items() if v in present or k in required}, preset
+    if not isinstance(mapping, Mapping):
+        raise ValueError(
+            f"The 'mapping' parameter must be a dict or a preset name. Got {type(mapping).__name__} instead."
+        )
+    return {str(k): str(v) for k, v in mapping.items()}, None
+
+
+def apply_mapping(
+    df: pd.DataFrame,
+    mapping: Mapping[str, str],
+    *,
+    source: str,
+    required: Iterable[str] = REQUIRED_EVENT_COLUMNS,
+) -> pd.DataFrame:
+    """Rename the source's columns to canonical names; a missing column gets a helpful error."""
+    present = [str(c) for c in df.columns]
+    for canon, col in mapping.items():
+        if col not in present:
+            raise MissingColumnError(col, canonical=canon, present=present, source=source)
+    rename = {col: canon for canon, col in mapping.items()}
+    clash = [c for c in present if c in rename.values() and c not in rename]
+    out = df.drop(columns=clash).rename(columns=rename) if clash else df.rename(columns=rename)
+    for canon in required:
+        if canon not in out.columns:
+            raise MissingColumnError(canon, canonical=canon, present=present, source=source)
+    return out
+
+
+def _from_table(
+    df: pd.DataFrame,
+    mapping: Mapping[str, str] | str | None,
+    source: str,
+    build_opts: dict[str, Any],
+    decimal: str,
+) -> History:
+    if len(df) == 0:
+        raise EmptyInputError(f"{source}: the table has a header but no rows. Fix: export the data again.")
+    cols, preset = resolve_mapping(mapping, [str(c) for c in df.columns])
+    shape = preset.shape if preset else "events"
+    popts = {k: v for k, v in (preset.options if preset else {}).items() if k != "required"}
+    opts = {**popts, **{k: v for k, v in build_opts.items() if v is not None}}
+    if shape == "events":
+        mapped = apply_mapping(df, cols, source=source)
+        return build_history(mapped, source=source, decimal=decimal, **opts)
+    if shape == "snapshot":
+        from salesproc._crm import snapshot_history
+
+        return snapshot_history(df, cols, source=source, decimal=decimal, **opts)
+    if shape == "stage_history":
+        from salesproc._crm import stage_history
+
+        return stage_history(df, cols, source=source, decimal=decimal, **opts)
+    if shape == "milestones":
+        from salesproc._projects import milestone_table_history
+
+        return milestone_table_history(df, cols, source=source, decimal=decimal, **opts)
+    raise InputError(f"preset {preset.name if preset else '?'} has an unknown shape {shape!r}")
+
+
+# --- reading tables ------------------------------------------------------------------------------
+
+def read_table(
+    path: Path,
+    *,
+    sheet: str | int | None = None,
+    encoding: str = "utf-8",
+    delimiter: str | None = None,
+    mapping: Mapping[str, str] | str | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """Read CSV/TSV, Parquet or Excel into a DataFrame; returns it with the decimal mark guessed."""
+    suffix = path.suffix.lower()
+    if path.stat().st_size == 0:
+        raise EmptyInputError(f"{path}: the file is empty (0 bytes). Fix: export the data again.")
+    if suffix in (".parquet", ".pq"):
+        df = pd.read_parquet(path)
+        if len(df) == 0:
+            raise EmptyInputError(f"{path}: the file holds no rows.")
+        return df, "."
+    if suffix in (".xlsx", ".xlsm", ".xls"):
+        try:
+            frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype=object)
+        except ImportError as exc:  # pragma: no cover - openpyxl is a core dependency
+            raise InputError(f"{path}: reading Excel needs openpyxl: pip install openpyxl") from exc
+        except ValueError as exc:
+            raise InputError(f"{path}: {exc}. Fix: pass sheet=<name or number>.") from exc
+        frame = frame.infer_objects()
+        if len(frame) == 0:
+            raise EmptyInputError(f"{path}: the sheet holds no rows.")
+        return frame, "."
+    data = path.read_bytes()
+    return _read_csv_bytes(data, str(path), encoding=encoding, delimiter=delimiter, mapping=mapping)
+
+
+def _read_csv_bytes(
+    data: bytes,
+    source: str,
+    *,
+    encoding: str,
+    delimiter: str | None,
+    mapping: Mapping[str, str] | str | None,
+) -> tuple[pd.DataFrame, str]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if not data.strip():
+        raise EmptyInputError(f"{source}: the file is empty. Fix: export the data again.")
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    enc = encoding.lower().replace("_", "-")
+    if enc not in ("utf-8", "utf8"):
+        try:
+            data = data.decode(encoding).encode("utf-8")
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise EncodingError(f"{source}: cannot decode as {encoding}: {exc}") from exc
+    else:
+        _check_utf8(data, source)
+    header = data.split(b"\n", 1)[0].decode("utf-8", "replace")
+    if delimiter is None:
+        counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
+        delimiter = max(counts, key=lambda d: counts[d]) if max(counts.values()) > 0 else ","
+    decimal = "," if delimiter == ";" else "."
+    names = [h.strip().strip('"') for h in header.rstrip("\r").split(delimiter)]
+    cols, _ = resolve_mapping(mapping, names)
+    text_cols = {cols.get(k, k) for k in ("case_id", "name", "owner", "role", "segment", "type", "outcome")}
+    column_types = {c: pa.string() for c in text_cols if c in names}
+    try:
+        tbl = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=b'"' in data[:1 << 20] and b'\n"' in data),
+            convert_options=pacsv.ConvertOptions(
+                column_types=column_types,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        msg = str(exc)
+        m = re.search(r"Expected (\d+) columns, got (\d+): (.*)", msg)
+        if m:
+            row = _find_row(data, m.group(3)[:40])
+            raise InputError(
+                f"{source}{f', row {row}' if row else ''}: expected {m.group(1)} fields (the header's), "
+                f"found {m.group(2)}: {m.group(3)[:80]!r}. Fix: quote values that contain {delimiter!r}, "
+                "or pass the right delimiter=."
+            ) from None
+        raise InputError(f"{source}: cannot read as CSV ({msg.splitlines()[0]}).") from None
+    if tbl.num_rows == 0:
+        raise EmptyInputError(f"{source}: the file has a header but no rows. Fix: export the data again.")
+    df = tbl.to_pandas(date_as_object=False)
+    df.columns = [str(c).strip() for c in df.columns]
+    return df, decimal
+
+
+def _check_utf8(data: bytes, source: str) -> None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        row = data[: exc.start].count(b"\n") + 1
+        bad = data[exc.start : exc.start + 1]
+        raise EncodingError(
+            f"{source}, row {row}: byte {bad!r} at offset {exc.start} is not UTF-8. "
+            "Fix: save the file as UTF-8, or pass encoding='cp1252' (Windows/Excel) or encoding='latin-1'."
+        ) from None
+
+
+def _find_row(data: bytes, fragment: str) -> int | None:
+    pos = data.find(fragment.encode("utf-8", "replace"))
+    return None if pos < 0 else data[:pos].count(b"\n") + 1
+
+
