@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from salesproc.datasets import load_sample_deals, load_sample_projects, synthetic_history
+from salesproc.derive import derive_template, directly_follows
 from salesproc.errors import (
     InputError,
     InvalidValueError,
@@ -17,6 +18,7 @@ from salesproc.errors import (
 )
 from salesproc.history import History, HistorySummary, LoadReport
 from salesproc.load import load_history
+from salesproc.template import ProcessTemplate, diff_templates, load_template, save_template
 
 try:
     __version__ = version("salesproc")
@@ -30,10 +32,16 @@ __all__ = [
     "InvalidValueError",
     "LoadReport",
     "MissingColumnError",
+    "ProcessTemplate",
     "SalesprocError",
     "__version__",
+    "derive_template",
+    "diff_templates",
+    "directly_follows",
     "load_history",
     "load_sample_deals",
     "load_sample_projects",
+    "load_template",
+    "save_template",
     "synthetic_history",
 ]
