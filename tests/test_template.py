@@ -1,0 +1,133 @@
+"""The process template: YAML round trip, safe saving, readable errors, diffs and kept edits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from salesproc.errors import SalesprocError, TemplateError
+from salesproc.template import (
+    Activity,
+    ActivityEvidence,
+    Dependency,
+    Duration,
+    Milestone,
+    MilestoneEvidence,
+    ProcessTemplate,
+    diff_templates,
+    load_template,
+    save_template,
+    template_from_yaml,
+)
+
+
+def _template(**kw: object) -> ProcessTemplate:
+    ms = [
+        Milestone(name="Qualify", order=1, p50_days=5.0, p80_days=9.0,
+                  evidence=MilestoneEvidence(duration=Duration(p50=5.0, p80=9.0))),
+        Milestone(name="Proposal", order=2, p50_days=10.0, p80_days=20.0,
+                  evidence=MilestoneEvidence(duration=Duration(p50=10.0, p80=20.0))),
+        Milestone(name="Negotiation", order=3, p50_days=7.0, p80_days=12.0,
+                  evidence=MilestoneEvidence(duration=Duration(p50=7.0, p80=12.0))),
+    ]
+    acts = [
+        Activity(name="Reference call", milestone="Negotiation", critical=True, requirement="required",
+                 evidence=ActivityEvidence(milestone="Negotiation", n=400, n_with=150, n_without=250,
+                                           success_with=0.7, success_without=0.45, risk_difference=0.25,
+                                           ci=(0.15, 0.34), p=1e-6, q=1e-5)),
+        Activity(name="Newsletter", requirement="none"),
+    ]
+    data = {"name": "team", "milestones": ms, "activities": acts}
+    data.update(kw)
+    return ProcessTemplate(**data)  # type: ignore[arg-type]
+
+
+def test_yaml_round_trip_is_exact(tmp_path: Path) -> None:
+    t = _template()
+    p = save_template(t, tmp_path / "process.yaml")
+    assert load_template(p) == t
+    text = p.read_text()
+    assert text.startswith("# salesproc process template 'team'")
+    assert text.index("Qualify") < text.index("Proposal") < text.index("Negotiation")
+
+
+def test_save_never_overwrites_silently(tmp_path: Path) -> None:
+    t = _template()
+    first = save_template(t, tmp_path / "process.yaml")
+    second = save_template(t.model_copy(update={"version": 2}), tmp_path / "process.yaml")
+    third = save_template(t.model_copy(update={"version": 3}), tmp_path / "process.yaml")
+    assert [first.name, second.name, third.name] == ["process.yaml", "process.v2.yaml", "process.v3.yaml"]
+    assert load_template(first).version == 1
+    forced = save_template(t.model_copy(update={"version": 9}), first, overwrite=True)
+    assert forced == first and load_template(first).version == 9
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary files left behind
+
+
+def test_invalid_yaml_names_key_path_and_line(tmp_path: Path) -> None:
+    bad = _template().to_yaml().replace("p50_days: 10.0", "p50_days: ten days")
+    line = next(i for i, x in enumerate(bad.splitlines(), 1) if "ten days" in x)
+    with pytest.raises(TemplateError, match=rf"line {line}, milestones\[1\]\.p50_days: .*'ten days'"):
+        template_from_yaml(bad, source="x.yaml")
+    with pytest.raises(TemplateError, match=r"x.yaml, line 2: not valid YAML"):
+        template_from_yaml("name: a\n  - broken: [", source="x.yaml")
+    with pytest.raises(SalesprocError, match="not one of"):
+        template_from_yaml(_template().to_yaml().replace("milestone: Negotiation", "milestone: Nope"))
+
+
+def test_yaml_is_loaded_safely() -> None:
+    evil = "name: !!python/object/apply:os.system ['echo hacked']\n"
+    with pytest.raises(TemplateError, match="not valid YAML"):
+        template_from_yaml(evil)
+
+
+def test_hand_typed_durations_are_marked_edited(tmp_path: Path) -> None:
+    text = _template().to_yaml().replace("p50_days: 10.0", "p50_days: 14.0")
+    t = template_from_yaml(text)
+    assert t.milestone("Proposal").edited == ["p50_days"]
+    assert t.milestone("Qualify").edited == []
+
+
+def test_diff_reports_what_a_person_would_look_for() -> None:
+    a = _template()
+    ms = [m.model_copy() for m in a.milestones]
+    ms[1] = ms[1].model_copy(update={"p50_days": 15.0})
+    ms = [ms[0], ms[2].model_copy(update={"order": 2}), ms[1].model_copy(update={"order": 3})]
+    ms.append(Milestone(name="Legal review", order=4))
+    acts = [a.activities[0].model_copy(update={"critical": False, "requirement": "none"}),
+            a.activities[1].model_copy(update={"critical": True, "requirement": "recommended",
+                                               "milestone": "Proposal"})]
+    b = a.model_copy(update={"version": 2, "milestones": ms, "activities": acts,
+                             "dependencies": [Dependency(before="Legal review", after="Negotiation")]})
+    d = diff_templates(a, b)
+    kinds = [c.kind for c in d]
+    assert kinds.count("milestone_added") == 1
+    assert "milestone_reordered" in kinds
+    assert "duration_moved" in kinds
+    assert "activity_no_longer_critical" in kinds and "activity_now_critical" in kinds
+    assert "dependency_added" in kinds
+    text = str(d)
+    assert "Proposal: p50_days 10.0 -> 15.0" in text
+    assert "Reference call lost critical status" in text
+    assert "Qualify > Proposal > Negotiation  ->  Qualify > Negotiation > Proposal" in text
+    assert not diff_templates(a, a)
+
+
+def test_template_rejects_inconsistent_content() -> None:
+    with pytest.raises(ValueError, match="unique"):
+        ProcessTemplate(milestones=[Milestone(name="A", order=1), Milestone(name="A", order=2)])
+    with pytest.raises(ValueError, match="unknown"):
+        _template(dependencies=[Dependency(before="Ghost", after="Qualify")])
+
+
+def test_html_escapes_names() -> None:
+    t = _template(milestones=[Milestone(name="<script>alert(1)</script>", order=1)], activities=[])
+    html = t._repr_html_()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_implied_dependencies_follow_order_and_activities() -> None:
+    deps = {(d.before, d.after) for d in _template().all_dependencies()}
+    assert ("Qualify", "Proposal") in deps and ("Proposal", "Negotiation") in deps
+    assert ("Reference call", "Negotiation") in deps
+    assert not any(d[0] == "Newsletter" for d in deps)
