@@ -15,6 +15,7 @@ __all__ = [
     "InvalidValueError",
     "EmptyInputError",
     "EncodingError",
+    "MalformedFileError",
     "TemplateError",
     "PlanError",
     "OverwriteError",
@@ -37,6 +38,11 @@ class EmptyInputError(InputError):
 
 class EncodingError(InputError):
     """The file's bytes are not in the expected text encoding."""
+
+
+class MalformedFileError(InputError):
+    """The file's structure is broken: XML that is not well formed, a truncated or damaged archive, or
+    an element the format requires (such as a trace's ``concept:name``) missing."""
 
 
 class MissingColumnError(InputError):
