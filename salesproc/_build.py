@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -49,14 +49,22 @@ _TYPE_SYNONYMS = {
 }
 
 
+Text = str | Callable[[int, object], str]
+
+
 @dataclass
 class Skips:
-    """Collects what is skipped (lenient mode) or raises on the first problem (strict mode)."""
+    """Collects what is skipped (lenient mode) or raises on the first problem (strict mode).
+
+    ``names`` maps canonical column names to the source's own, so messages name the column the
+    user sees in the file.
+    """
 
     source: str
     errors: Errors = "raise"
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
 
     def count(self, reason: str, n: int) -> None:
         if n:
@@ -69,11 +77,17 @@ class Skips:
         rows: np.ndarray,
         column: str,
         values: pd.Series | np.ndarray,
-        expected: str,
-        fix: str,
+        expected: Text,
+        fix: Text,
         reason: str,
+        weights: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Handle rows flagged bad: raise in strict mode, else count them; returns the keep mask."""
+        """Handle rows flagged bad: raise in strict mode, else count them; returns the keep mask.
+
+        ``expected`` and ``fix`` may be callables of (position, value) of the first bad row, for
+        messages that quote the value. ``weights`` counts source rows per flagged item (a case
+        stands for its case-table row and its events).
+        """
         mask = np.asarray(mask, dtype=bool)
         n = int(mask.sum())
         if n == 0:
@@ -81,18 +95,19 @@ class Skips:
         if self.errors == "raise":
             i = int(np.flatnonzero(mask)[0])
             val = values.iloc[i] if isinstance(values, pd.Series) else values[i]
-            if val is None or (isinstance(val, float) and np.isnan(val)) or val is pd.NA:
+            if val is None or (isinstance(val, float) and np.isnan(val)) or val is pd.NA or val is pd.NaT:
                 val = ""
             raise InvalidValueError(
                 source=self.source,
                 row=int(rows[i]),
-                column=column,
+                column=self.names.get(column, column),
                 value=val,
-                expected=expected,
-                fix=fix + " Or pass errors='skip' to skip such rows (they are counted in summary()).",
+                expected=expected(i, val) if callable(expected) else expected,
+                fix=(fix(i, val) if callable(fix) else fix)
+                + " Or pass errors='skip' to skip such rows (they are counted in summary()).",
                 count=n,
             )
-        self.count(reason, n)
+        self.count(reason, n if weights is None else int(np.asarray(weights)[mask].sum()))
         return ~mask
 
 
@@ -126,11 +141,21 @@ def parse_timestamps(
     txt = txt.str.strip()
     txt = txt.where(txt != "", None)
     fmt = date_format or "ISO8601"
-    out = pd.to_datetime(txt, utc=True, format=fmt, errors="coerce")
+    out = pd.to_datetime(txt, utc=True, format=fmt, errors="coerce").astype(TS_DTYPE)
     miss = out.isna() & txt.notna()
     if miss.any() and date_format is None:
-        # a second, slower pass over what ISO 8601 could not read (e.g. 31.12.2017, 12/31/2017)
-        rest = pd.to_datetime(txt[miss], utc=True, format="mixed", dayfirst=dayfirst, errors="coerce")
+        # a second, slower pass over what ISO 8601 could not read (e.g. 31.12.2017, 12/31/2017);
+        # year-first text is never read day-first, and a date that only makes sense in the other
+        # day/month order than ``dayfirst`` says stays unread (the caller says which way to turn)
+        rest_txt = txt[miss]
+        yearfirst = rest_txt.str.match(r"\d{4}[-/.]").to_numpy(dtype=bool)
+        rest = pd.Series(pd.NaT, index=rest_txt.index, dtype=TS_DTYPE)
+        for part, first in ((yearfirst, False), (~yearfirst, dayfirst)):
+            if part.any():
+                rest[part] = pd.to_datetime(
+                    rest_txt[part], utc=True, format="mixed", dayfirst=first, errors="coerce"
+                ).astype(TS_DTYPE)
+        rest[date_order_conflicts(rest_txt, dayfirst=dayfirst)] = pd.NaT
         out = out.copy()
         out[miss] = rest
     if tz != "UTC":
@@ -142,6 +167,81 @@ def parse_timestamps(
             out = out.copy()
             out[naive] = local.dt.tz_convert("UTC")
     return out.astype(TS_DTYPE)
+
+
+_DAY_MONTH = r"^\s*(\d{1,2})[./\-](\d{1,2})[./\-]\d{2,4}(?!\d)"
+
+
+def date_order_conflicts(values: pd.Series, *, dayfirst: bool) -> np.ndarray:
+    """Dates written ``d.m.y`` / ``m/d/y`` that only make sense in the other order than ``dayfirst``.
+
+    ``31.12.2023`` is a conflict when ``dayfirst=False`` (there is no month 31); ``12/31/2023`` is one
+    when ``dayfirst=True``. Reading such values the other way round would silently mix two orders in
+    one column, so they are reported instead.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> date_order_conflicts(pd.Series(["31.12.2023", "01.12.2023", "2023-12-31"]), dayfirst=False).tolist()
+    [True, False, False]
+    >>> date_order_conflicts(pd.Series(["12/31/2023", "31/12/2023"]), dayfirst=True).tolist()
+    [True, False]
+    """
+    if not (pd.api.types.is_object_dtype(values.dtype) or pd.api.types.is_string_dtype(values.dtype)):
+        return np.zeros(len(values), dtype=bool)
+    txt = values.astype("str").where(values.notna(), "")
+    found = txt.str.extract(_DAY_MONTH)
+    first = pd.to_numeric(found[0], errors="coerce")
+    second = pd.to_numeric(found[1], errors="coerce")
+    hit = (second > 12) & (first <= 12) if dayfirst else (first > 12) & (second <= 12)
+    return hit.fillna(False).to_numpy(dtype=bool)
+
+
+def check_dates(
+    sk: Skips,
+    parsed: pd.Series,
+    raw: pd.Series,
+    *,
+    candidates: np.ndarray,
+    rows: np.ndarray,
+    column: str,
+    dayfirst: bool,
+    date_format: str | None,
+    expected: str,
+    fix: str,
+    reason: str,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Report unreadable dates among ``candidates``; a wrong day/month order gets its own message."""
+    bad = parsed.isna().to_numpy() & candidates
+    keep = np.ones(len(parsed), dtype=bool)
+    if not bad.any():
+        return keep
+    if date_format is None:
+        order = bad & date_order_conflicts(raw, dayfirst=dayfirst)
+        if dayfirst:
+            exp = "a day-first date (dayfirst=True was passed)"
+            why = "month-first date while dayfirst=True"
+
+            def fx(i: int, v: object) -> str:
+                return f"{v!r} is written month-first: pass dayfirst=False."
+        else:
+            exp = "a month-first date (dayfirst=False, the default)"
+            why = "day-first date while dayfirst=False"
+
+            def fx(i: int, v: object) -> str:
+                return (
+                    f"the column holds day-first dates such as {v!r}: pass dayfirst=True, "
+                    "or give the exact format, e.g. date_format='%d.%m.%Y'."
+                )
+        keep &= sk.bad(
+            order, rows=rows, column=column, values=raw, expected=exp, fix=fx, reason=why, weights=weights
+        )
+        bad &= ~order
+    keep &= sk.bad(
+        bad, rows=rows, column=column, values=raw, expected=expected, fix=fix, reason=reason, weights=weights
+    )
+    return keep
 
 
 def parse_amounts(values: pd.Series, *, decimal: str = ".") -> pd.Series:
@@ -203,6 +303,7 @@ def normalize_outcomes(
     outcome_values: Mapping[str, str] | None,
     skips: Skips,
     rows: np.ndarray,
+    weights: np.ndarray | None = None,
 ) -> tuple[pd.Series, np.ndarray]:
     """Map raw outcome labels to canonical ones; returns (outcome, keep-mask)."""
     out = pd.Series(np.full(len(raw), None, dtype=object), index=raw.index)
@@ -228,17 +329,28 @@ def normalize_outcomes(
     for kind, allowed in OUTCOMES_BY_KIND.items():
         allowed_pairs |= (kv == kind) & np.isin(ov, allowed)
     bad = ~allowed_pairs
+
+    def expected(i: int, value: object) -> str:
+        k = str(kv[i]) if kv[i] in OUTCOMES_BY_KIND else "deal"
+        return f"one of {', '.join(OUTCOMES_BY_KIND[k])} (for a {k})"
+
+    def fix(i: int, value: object) -> str:
+        k = str(kv[i]) if kv[i] in OUTCOMES_BY_KIND else "deal"
+        targets = "|".join(repr(o) for o in OUTCOMES_BY_KIND[k])
+        return (
+            f"map your labels to those words, e.g. load_history(..., outcome_values={{{str(value)!r}: "
+            f"{targets}}}), or correct the cell."
+        )
+
     keep = skips.bad(
         bad,
         rows=rows,
         column="outcome",
         values=raw,
-        expected=("for deals one of won, lost, open; for projects one of on_time, late, failed, open"),
-        fix=(
-            "map your labels, e.g. load_history(..., outcome_values={'Closed Won': 'won', "
-            "'Closed Lost': 'lost'})."
-        ),
+        expected=expected,
+        fix=fix,
         reason="unknown outcome value",
+        weights=weights,
     )
     return out, keep
 
@@ -280,13 +392,32 @@ def build_history(
     row_offset: int = 2,
     skips: Skips | None = None,
     notes: Iterable[str] = (),
+    column_names: Mapping[str, str] | None = None,
 ) -> History:
     """Validate canonical-named frames and assemble a :class:`History`.
 
     ``events`` holds ``case_id``, ``name``, ``timestamp`` and optionally ``type``, ``owner``,
     ``role``, case-level columns (``outcome``, ``kind``, ``created``, ``closed``, ``amount``,
     ``segment``, ``target_date``, ``case_owner``), columns prefixed ``case:`` (case attributes) and
-    any other column (event attributes). ``cases`` (optional) holds one row per case.
+    any other column (event attributes). ``cases`` (optional) holds one row per case. A ``_row``
+    column in either frame gives the source row of each row for messages (else ``row_offset`` +
+    position). ``column_names`` maps canonical names to the source's own, also for messages.
+
+    Counting: every source row is either loaded or skipped with a reason, so ``rows_read ==
+    rows_loaded + sum(skipped)``. A case skipped for a case-level problem (its outcome, kind or
+    dates) counts its case-table row and all of its event rows under that reason.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> events = pd.DataFrame({"case_id": ["A", "A", "B"], "name": ["Qualify", "Proposal", "Qualify"],
+    ...                        "timestamp": ["2024-01-02", "2024-01-05", "2024-01-03"]})
+    >>> cases = pd.DataFrame({"case_id": ["A", "B", "C"], "outcome": ["won", "open", "lost"],
+    ...                       "created": ["2024-01-01", "2024-01-02", "2024-01-04"],
+    ...                       "closed": ["2024-01-05", None, "2024-01-06"]})
+    >>> h = build_history(events, cases, source="crm")
+    >>> h.summary().cases_without_events, h.report.rows_read, h.report.rows_loaded
+    (1, 6, 6)
     """
     if errors not in ("raise", "skip"):
         raise ValueError(f"The 'errors' parameter must be 'raise' or 'skip'. Got {errors!r} instead.")
@@ -294,6 +425,8 @@ def build_history(
         raise ValueError(f"The 'kind' parameter must be one of {KINDS}. Got {kind!r} instead.")
     sk = skips or Skips(source=source, errors=errors)
     sk.notes.extend(notes)
+    if column_names:
+        sk.names.update({str(k): str(v) for k, v in column_names.items()})
     n_event_rows = len(events)
     n_case_rows = 0 if cases is None else len(cases)
     if rows_read is None:
@@ -318,8 +451,9 @@ def build_history(
         fix="fill the event name, or drop the row.", reason="empty event name",
     )
     ts = parse_timestamps(ev["timestamp"], tz=tz, dayfirst=dayfirst, date_format=date_format) if len(ev) else pd.Series([], dtype=TS_DTYPE)
-    keep &= sk.bad(
-        ts.isna().to_numpy() & keep, rows=rows, column="timestamp", values=ev.get("timestamp", ts),
+    keep &= check_dates(
+        sk, ts, ev["timestamp"] if len(ev) else ts, candidates=keep, rows=rows, column="timestamp",
+        dayfirst=dayfirst, date_format=date_format,
         expected="a date or timestamp such as 2024-03-31 or 2024-03-31T14:05:00+02:00",
         fix=("correct the cell; for day-first dates pass dayfirst=True, or give the exact format, "
              "e.g. date_format='%d.%m.%Y'."),
@@ -379,14 +513,17 @@ def build_history(
             e[col] = pd.Series(np.full(len(e), None, dtype=object), dtype="str")
     case_level = {c: ev[c].to_numpy()[keep_idx] for c in CASE_LEVEL if c in ev.columns}
     case_attr_cols = [c for c in ev.columns if isinstance(c, str) and c.startswith("case:")]
-    for c in case_attr_cols:
-        case_level[c[len("case:"):]] = ev[c].to_numpy()[keep_idx]
+    for attr in case_attr_cols:
+        case_level[attr[len("case:"):]] = ev[attr].to_numpy()[keep_idx]
     extra_cols = [
         c for c in ev.columns
         if c not in set(EVENT_COLUMNS) | set(CASE_LEVEL) | set(case_attr_cols)
     ]
-    for c in extra_cols:
-        e[str(c)] = ev[c].to_numpy()[keep_idx]
+    if extra_cols:
+        # all at once: a wide export (hundreds of columns) must not fragment the frame
+        extras = ev[extra_cols].iloc[keep_idx].reset_index(drop=True)
+        extras.columns = [str(c) for c in extra_cols]
+        e = pd.concat([e, extras], axis=1)
     term = term_outcome.to_numpy()[keep_idx] if term_outcome is not None else None
 
     # order by case and time once; duplicates then sit side by side
@@ -415,8 +552,17 @@ def build_history(
     from_ev["_first"] = pd.to_datetime(ev_ts[starts], utc=True).astype(TS_DTYPE)
     from_ev["_last"] = pd.to_datetime(ev_ts[ends], utc=True).astype(TS_DTYPE)
     from_ev["_row"] = e_rows[starts] if len(starts) else np.zeros(0, np.int64)
+    # source rows each case stands for (before terminal events leave the table): a case skipped
+    # later counts all of them
+    from_ev["_n_rows"] = np.bincount(codes, minlength=n_from_events).astype(np.int64)
     for k, v in case_level.items():
-        from_ev[k] = _group_last_valid(codes, v, n_from_events)
+        pos = _group_last_valid_pos(codes, v, n_from_events)
+        has_value = pos >= 0
+        picked = np.full(n_from_events, None, dtype=object)
+        picked[has_value] = np.asarray(v, dtype=object)[pos[has_value]]
+        from_ev[k] = picked
+        # the row a case-level value came from, for messages about it
+        from_ev[f"_row:{k}"] = np.where(has_value, e_rows[np.maximum(pos, 0)], from_ev["_row"].to_numpy())
 
     if term is not None:
         is_term = pd.notna(term)
@@ -428,8 +574,8 @@ def build_history(
             has = pd.notna(t_out)
             cur = from_ev["outcome"] if "outcome" in from_ev.columns else pd.Series([None] * n_from_events)
             from_ev["outcome"] = np.where(has, t_out, cur.to_numpy(dtype=object))
-            tt = pd.to_datetime(np.where(has, t_time, np.iinfo(np.int64).min), utc=True)
-            tt = pd.Series(tt).where(has, pd.NaT)
+            # int64 min is NaT: cases without a terminal event get none
+            tt = pd.Series(pd.to_datetime(np.where(has, t_time, np.iinfo(np.int64).min), utc=True))
             if "closed" in from_ev.columns:
                 old = parse_timestamps(pd.Series(from_ev["closed"]), tz=tz, dayfirst=dayfirst)
                 from_ev["closed"] = old.where(old.notna(), tt)
@@ -463,15 +609,22 @@ def build_history(
         if ev_only.any():
             sk.notes.append(f"{int(ev_only.sum()):,} cases appear in events but not in the case table: added")
         merged = cs.merge(
-            from_ev.drop(columns=["_row"]), on="case_id", how="outer", suffixes=("", "_ev"), sort=False
+            from_ev.rename(columns={"_row": "_row_first"}), on="case_id", how="outer",
+            suffixes=("", "_ev"), sort=False,
         )
+        in_table = merged["_row"].notna().to_numpy()
         for col in list(merged.columns):
             if col.endswith("_ev"):
                 base = col[:-3]
-                merged[base] = merged[base].where(merged[base].notna(), merged[col])
+                from_table = merged[base].notna().to_numpy()
+                merged[base] = merged[base].where(from_table, merged[col])
+                if f"_row:{base}" in merged.columns:
+                    merged[f"_row:{base}"] = np.where(from_table, merged["_row"], merged[f"_row:{base}"])
                 merged = merged.drop(columns=[col])
-        merged["_row"] = merged["_row"].fillna(-1).astype(np.int64)
-        c = merged
+        # cases only in the events point at their first event's row
+        merged["_row"] = merged["_row"].fillna(merged["_row_first"]).astype(np.int64)
+        merged["_n_rows"] = merged["_n_rows"].fillna(0).astype(np.int64) + in_table
+        c = merged.drop(columns=["_row_first"])
     else:
         c = from_ev
 
@@ -481,6 +634,14 @@ def build_history(
         first_owner = e.dropna(subset=["owner"]).groupby("case_id", sort=False)["owner"].first()
         c["owner"] = c["case_id"].map(first_owner)
     c_rows = c["_row"].to_numpy(dtype=np.int64) if "_row" in c.columns else np.arange(len(c)) + row_offset
+    weights = c["_n_rows"].to_numpy(dtype=np.int64) if "_n_rows" in c.columns else np.ones(len(c), np.int64)
+
+    def rows_for(col: str) -> np.ndarray:
+        """Source row of each case's ``col`` value (its case-table row, or the event row it came from)."""
+        key = f"_row:{col}"
+        if key not in c.columns:
+            return c_rows
+        return pd.Series(c[key]).fillna(pd.Series(c_rows, index=c.index)).to_numpy(dtype=np.int64)
 
     # --- kinds, dates, amounts, outcomes ---------------------------------------------------
     kinds = (
@@ -490,19 +651,20 @@ def build_history(
     )
     ck = np.ones(len(c), dtype=bool)
     ck &= sk.bad(
-        ~kinds.isin(KINDS).to_numpy(), rows=c_rows, column="kind", values=c.get("kind", kinds),
+        ~kinds.isin(KINDS).to_numpy(), rows=rows_for("kind"), column="kind", values=c.get("kind", kinds),
         expected="'deal' or 'project'", fix="use one of those words.", reason="unknown case kind",
+        weights=weights,
     )
     for col in ("created", "closed", "target_date"):
         if col in c.columns:
-            parsed = parse_timestamps(pd.Series(c[col]), tz=tz, dayfirst=dayfirst, date_format=date_format)
-            badd = parsed.isna().to_numpy() & pd.Series(c[col]).notna().to_numpy()
             raw = pd.Series(c[col])
-            badd &= (raw.astype("str").str.strip() != "").to_numpy()
-            ck &= sk.bad(
-                badd & ck, rows=c_rows, column=col, values=raw,
+            parsed = parse_timestamps(raw, tz=tz, dayfirst=dayfirst, date_format=date_format)
+            given = raw.notna().to_numpy() & (raw.astype("str").str.strip() != "").to_numpy()
+            ck &= check_dates(
+                sk, parsed, raw, candidates=given & ck, rows=rows_for(col), column=col,
+                dayfirst=dayfirst, date_format=date_format,
                 expected="a date such as 2024-03-31", fix="correct the date (or leave it empty).",
-                reason=f"unparseable {col} date",
+                reason=f"unparseable {col} date", weights=weights,
             )
             c[col] = parsed
         else:
@@ -512,25 +674,28 @@ def build_history(
         c["_last"] = pd.Series(pd.NaT, index=c.index, dtype=TS_DTYPE)
     c["created"] = c["created"].where(c["created"].notna(), c["_first"])
     ck &= sk.bad(
-        c["created"].isna().to_numpy() & ck, rows=c_rows, column="created", values=c["created"],
+        c["created"].isna().to_numpy() & ck, rows=rows_for("created"), column="created", values=c["created"],
         expected="a creation date, or at least one dated event", fix="give the case a created date.",
-        reason="case with no date at all",
+        reason="case with no date at all", weights=weights,
     )
     if "amount" in c.columns:
         amt = parse_amounts(pd.Series(c["amount"]), decimal=decimal)
         rawa = pd.Series(c["amount"])
         bada = amt.isna().to_numpy() & rawa.notna().to_numpy() & (rawa.astype("str").str.strip() != "").to_numpy()
         ck &= sk.bad(
-            bada & ck, rows=c_rows, column="amount", values=rawa, expected="a number such as 12500.50",
+            bada & ck, rows=rows_for("amount"), column="amount", values=rawa,
+            expected="a number such as 12500.50",
             fix="correct the cell; for European number formats pass decimal=','.",
-            reason="unparseable amount",
+            reason="unparseable amount", weights=weights,
         )
         c["amount"] = amt
     else:
         c["amount"] = np.nan
 
     rawo = pd.Series(c["outcome"]) if "outcome" in c.columns else pd.Series([None] * len(c), index=c.index, dtype=object)
-    outcome, okeep = normalize_outcomes(rawo, kinds, outcome_values=outcome_values, skips=sk, rows=c_rows)
+    outcome, okeep = normalize_outcomes(
+        rawo, kinds, outcome_values=outcome_values, skips=sk, rows=rows_for("outcome"), weights=weights
+    )
     ck &= okeep
     is_proj = (kinds == "project").to_numpy()
     # projects without an explicit outcome: on time / late from actual end vs planned end
@@ -543,10 +708,10 @@ def build_history(
         )
         no_target = derive_proj & closed_p.notna().to_numpy() & tgt.isna().to_numpy()
         ck &= sk.bad(
-            no_target & ck, rows=c_rows, column="target_date", values=c["target_date"],
+            no_target & ck, rows=rows_for("target_date"), column="target_date", values=c["target_date"],
             expected="a planned end date for a finished project (to tell on time from late)",
             fix="map the planned-end column, e.g. mapping={'target_date': 'enddate_planned'}, or give an outcome.",
-            reason="finished project without a planned end date",
+            reason="finished project without a planned end date", weights=weights,
         )
         outcome = outcome.where(~derive_proj, lab)
     if not ("outcome" in c.columns or outcome_events) and (~is_proj).any():
@@ -559,18 +724,16 @@ def build_history(
         c["expected_close"] = c["closed"].where(~closed_case)
         c["closed"] = c["closed"].where(closed_case)
     ck &= sk.bad(
-        closed_case & c["closed"].isna().to_numpy() & ck, rows=c_rows, column="closed",
+        closed_case & c["closed"].isna().to_numpy() & ck, rows=rows_for("closed"), column="closed",
         values=c["closed"], expected="a close date for a closed case (or at least one event)",
-        fix="give the close date.", reason="closed case without a close date",
+        fix="give the close date.", reason="closed case without a close date", weights=weights,
     )
 
     c = c.loc[ck].reset_index(drop=True)
     kinds = kinds[ck].reset_index(drop=True)
-    dropped_cases = set(from_ev["case_id"]) - set(c["case_id"]) if not ck.all() else set()
-    if dropped_cases:
-        lost = e["case_id"].isin(dropped_cases).to_numpy()
-        sk.count("event of a skipped case", int(lost.sum()))
-        e = e.loc[~lost].reset_index(drop=True)
+    if not ck.all():
+        # their rows are already counted under the case's reason (see ``weights``)
+        e = e.loc[e["case_id"].isin(c["case_id"]).to_numpy()].reset_index(drop=True)
 
     c["kind"] = kinds
     c["status"] = c["outcome"].map(STATUS_OF_OUTCOME)
@@ -578,7 +741,7 @@ def build_history(
         if col not in c.columns:
             c[col] = None
         c[col] = pd.Series(c[col]).astype("str").where(pd.Series(c[col]).notna(), None)
-    c = c.drop(columns=["_first", "_last", "_row"], errors="ignore")
+    c = c.drop(columns=[x for x in c.columns if x in ("_first", "_last", "_n_rows") or x.startswith("_row")])
 
     report = LoadReport(
         source=source,
@@ -644,6 +807,16 @@ def _group_first_valid(codes: np.ndarray, vals: np.ndarray, n: int) -> np.ndarra
     if valid.any():
         idx = np.flatnonzero(valid)[::-1]
         out[codes[idx]] = np.asarray(vals, dtype=object)[idx]
+    return out
+
+
+def _group_last_valid_pos(codes: np.ndarray, vals: np.ndarray, n: int) -> np.ndarray:
+    """Per group, the position of the last non-missing value in row order (-1 if none)."""
+    out = np.full(n, -1, dtype=np.int64)
+    valid = pd.notna(vals)
+    if np.any(valid):
+        idx = np.flatnonzero(valid)
+        out[codes[idx]] = idx  # later rows overwrite earlier ones
     return out
 
 

@@ -6,6 +6,7 @@ was expected, and how to fix it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = [
@@ -55,6 +56,7 @@ class MissingColumnError(InputError):
         canonical: str,
         present: list[str],
         source: str | Path | None = None,
+        suggest: Mapping[str, str] | None = None,
     ) -> None:
         self.column = column
         self.canonical = canonical
@@ -63,14 +65,17 @@ class MissingColumnError(InputError):
         shown = ", ".join(repr(c) for c in self.present[:30])
         if len(self.present) > 30:
             shown += f", ... ({len(self.present) - 30} more)"
-        hint = f"mapping={{'{canonical}': '<your column>'}}"
-        close = _closest(column, self.present)
-        if close:
-            hint = f"mapping={{'{canonical}': '{close}'}}"
+        if suggest:
+            # a whole mapping to copy: the user's own entries with the wrong ones put right
+            hint = "mapping={" + ", ".join(f"{k!r}: {v!r}" for k, v in suggest.items()) + "}"
+        else:
+            close = _closest(column, self.present)
+            hint = f"mapping={{{canonical!r}: {close or '<your column>'!r}}}"
+        needed = f" (needed for {canonical!r})" if column != canonical else ""
         super().__init__(
-            f"{where}no column {column!r} (needed for {canonical!r}). "
+            f"{where}no column {column!r}{needed}. "
             f"Columns present: {shown}. "
-            f"Fix: name the column that holds {canonical!r}, e.g. load_history(..., {hint})."
+            f"Fix: name the columns that hold the data, e.g. load_history(..., {hint})."
         )
 
 

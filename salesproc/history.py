@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -68,7 +68,7 @@ STATUS_OF_OUTCOME = {
     "failed": "failure",
     "open": "open",
 }
-TS_DTYPE = "datetime64[ns, UTC]"
+TS_DTYPE: Final = "datetime64[ns, UTC]"
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,9 @@ def load_history(
     if isinstance(source, (io.StringIO, io.BytesIO)) or hasattr(source, "read"):
         raw = source.read()
         data = raw.encode("utf-8") if isinstance(raw, str) else raw
-        df, dec = _read_csv_bytes(data, "<stream>", encoding=encoding, delimiter=delimiter, mapping=mapping)
+        df, dec = _read_csv_bytes(
+            data, "<stream>", encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal
+        )
         return _from_table(df, mapping, "<stream>", build_opts, decimal or dec)
     path = Path(source)
     if not path.exists():
@@ -137,7 +139,9 @@ def load_history(
             f"{path}: unknown file type {path.suffix!r}. Expected one of "
             f"{sorted(_TABLE_SUFFIXES | {'.xes', '.xes.gz'})}, or a folder saved by History.to_parquet."
         )
-    df, dec = read_table(path, sheet=sheet, encoding=encoding, delimiter=delimiter, mapping=mapping)
+    df, dec = read_table(
+        path, sheet=sheet, encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal
+    )
     return _from_table(df, mapping, str(path), build_opts, decimal or dec)
 
 
@@ -168,6 +172,66 @@ def resolve_mapping(
     return {str(k): str(v) for k, v in mapping.items()}, None
 
 
+# what export columns holding a canonical field are often called, best guess first
+_COLUMN_GUESSES: dict[str, tuple[str, ...]] = {
+    "case_id": (
+        "case id", "case", "caseid", "deal id", "deal", "opportunity id", "opportunity", "project id",
+        "project", "ticket id", "id", "case:concept:name",
+    ),
+    "name": (
+        "activity", "stage", "step", "milestone", "event", "task", "phase", "status", "action",
+        "concept:name",
+    ),
+    "timestamp": (
+        "time", "date", "when", "datetime", "date time", "timestamp", "time:timestamp", "changed at",
+        "entered", "changed", "start",
+    ),
+}
+
+
+def _norm_col(name: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", str(name).strip().lower())
+
+
+def suggest_mapping(
+    mapping: Mapping[str, str], present: list[str], needed: Iterable[str] = REQUIRED_EVENT_COLUMNS
+) -> dict[str, str]:
+    """A mapping the user can copy: theirs with absent columns replaced by the likeliest present ones.
+
+    Examples
+    --------
+    >>> suggest_mapping({}, ["Deal ID", "Stage", "Date", "Amount"])
+    {'case_id': 'Deal ID', 'name': 'Stage', 'timestamp': 'Date'}
+    >>> suggest_mapping({"case_id": "Deal", "name": "Stage"}, ["deal", "Stage", "When"])
+    {'case_id': 'deal', 'name': 'Stage', 'timestamp': 'When'}
+    """
+    import difflib
+
+    by_norm = {_norm_col(c): c for c in reversed(present)}
+    taken = {c for c in mapping.values() if c in present}
+    out: dict[str, str] = {}
+    for canon in dict.fromkeys([*mapping, *needed]):
+        col = mapping.get(canon)
+        if col in present:
+            out[canon] = col
+            continue
+        guess = None
+        wanted = [col] if col is not None else []
+        for cand in [*wanted, canon, *_COLUMN_GUESSES.get(canon, ())]:
+            hit = by_norm.get(_norm_col(cand))
+            if hit is not None and hit not in taken:
+                guess = hit
+                break
+        if guess is None and col is not None:
+            free = [c for c in present if c not in taken]
+            close = difflib.get_close_matches(_norm_col(col), [_norm_col(c) for c in free], n=1, cutoff=0.6)
+            guess = by_norm[close[0]] if close else None
+        out[canon] = guess or "<your column>"
+        if guess:
+            taken.add(guess)
+    return out
+
+
 def apply_mapping(
     df: pd.DataFrame,
     mapping: Mapping[str, str],
@@ -175,17 +239,28 @@ def apply_mapping(
     source: str,
     required: Iterable[str] = REQUIRED_EVENT_COLUMNS,
 ) -> pd.DataFrame:
-    """Rename the source's columns to canonical names; a missing column gets a helpful error."""
-    present = [str(c) for c in df.columns]
+    """Rename the source's columns to canonical names; a missing column gets a helpful error.
+
+    The error lists the columns present and a whole mapping to copy, with the absent names replaced
+    by the likeliest present columns.
+    """
+    present = [str(c) for c in df.columns if c != "_row"]
+    required = list(required)
     for canon, col in mapping.items():
         if col not in present:
-            raise MissingColumnError(col, canonical=canon, present=present, source=source)
+            raise MissingColumnError(
+                col, canonical=canon, present=present, source=source,
+                suggest=suggest_mapping(mapping, present, required),
+            )
     rename = {col: canon for canon, col in mapping.items()}
     clash = [c for c in present if c in rename.values() and c not in rename]
     out = df.drop(columns=clash).rename(columns=rename) if clash else df.rename(columns=rename)
     for canon in required:
         if canon not in out.columns:
-            raise MissingColumnError(canon, canonical=canon, present=present, source=source)
+            raise MissingColumnError(
+                canon, canonical=canon, present=present, source=source,
+                suggest=suggest_mapping(mapping, present, required),
+            )
     return out
 
 
@@ -204,7 +279,7 @@ def _from_table(
     opts = {**popts, **{k: v for k, v in build_opts.items() if v is not None}}
     if shape == "events":
         mapped = apply_mapping(df, cols, source=source)
-        return build_history(mapped, source=source, decimal=decimal, **opts)
+        return build_history(mapped, source=source, decimal=decimal, column_names=cols, **opts)
     if shape == "snapshot":
         from salesproc._crm import snapshot_history
 
@@ -229,8 +304,13 @@ def read_table(
     encoding: str = "utf-8",
     delimiter: str | None = None,
     mapping: Mapping[str, str] | str | None = None,
+    decimal: str | None = None,
 ) -> tuple[pd.DataFrame, str]:
-    """Read CSV/TSV, Parquet or Excel into a DataFrame; returns it with the decimal mark guessed."""
+    """Read CSV/TSV, Parquet or Excel into a DataFrame; returns it with the decimal mark guessed.
+
+    Blank rows are dropped; when there were any, a ``_row`` column keeps each row's number as a
+    spreadsheet shows it (header row 1), so messages point at the right row.
+    """
     suffix = path.suffix.lower()
     if path.stat().st_size == 0:
         raise EmptyInputError(f"{path}: the file is empty (0 bytes). Fix: export the data again.")
@@ -246,12 +326,17 @@ def read_table(
             raise InputError(f"{path}: reading Excel needs openpyxl: pip install openpyxl") from exc
         except ValueError as exc:
             raise InputError(f"{path}: {exc}. Fix: pass sheet=<name or number>.") from exc
-        frame = frame.infer_objects()
+        frame = _drop_blank_rows(frame.infer_objects())
         if len(frame) == 0:
-            raise EmptyInputError(f"{path}: the sheet holds no rows.")
+            raise EmptyInputError(
+                f"{path}: the sheet holds no rows. Fix: check the sheet (pass sheet=<name or number>) "
+                "or export the data again."
+            )
         return frame, "."
     data = path.read_bytes()
-    return _read_csv_bytes(data, str(path), encoding=encoding, delimiter=delimiter, mapping=mapping)
+    return _read_csv_bytes(
+        data, str(path), encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal
+    )
 
 
 def _read_csv_bytes(
@@ -261,6 +346,7 @@ def _read_csv_bytes(
     encoding: str,
     delimiter: str | None,
     mapping: Mapping[str, str] | str | None,
+    decimal: str | None = None,
 ) -> tuple[pd.DataFrame, str]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -281,7 +367,8 @@ def _read_csv_bytes(
     if delimiter is None:
         counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
         delimiter = max(counts, key=lambda d: counts[d]) if max(counts.values()) > 0 else ","
-    decimal = "," if delimiter == ";" else "."
+    if decimal is None:
+        decimal = "," if delimiter == ";" else "."
     names = [h.strip().strip('"') for h in header.rstrip("\r").split(delimiter)]
     cols, _ = resolve_mapping(mapping, names)
     text_cols = {cols.get(k, k) for k in ("case_id", "name", "owner", "role", "segment", "type", "outcome")}
@@ -290,11 +377,19 @@ def _read_csv_bytes(
         tbl = pacsv.read_csv(
             io.BytesIO(data),
             read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=b'"' in data[:1 << 20] and b'\n"' in data),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter,
+                newlines_in_values=b'"' in data[:1 << 20] and b'\n"' in data,
+                # blank lines stay rows here (dropped below) so row numbers match a spreadsheet's
+                ignore_empty_lines=False,
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types=column_types,
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
+                # "1.234" in a decimal-comma file is a thousand, not one point two: keep such
+                # text for the builder's number parser instead of letting the reader guess
+                decimal_point=decimal,
             ),
         )
     except pa.ArrowInvalid as exc:
@@ -312,7 +407,30 @@ def _read_csv_bytes(
         raise EmptyInputError(f"{source}: the file has a header but no rows. Fix: export the data again.")
     df = tbl.to_pandas(date_as_object=False)
     df.columns = [str(c).strip() for c in df.columns]
+    df = _drop_blank_rows(df)
+    if len(df) == 0:
+        raise EmptyInputError(f"{source}: the file has a header but no rows. Fix: export the data again.")
     return df, decimal
+
+
+def _drop_blank_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Drop rows with every cell empty; if any, add ``_row`` (spreadsheet row numbers) to the rest."""
+    if len(df) == 0 or len(df.columns) == 0:
+        return df
+    first = df.iloc[:, 0]
+    cand = first.isna().to_numpy()
+    if not cand.any():
+        return df
+    idx = np.flatnonzero(cand)
+    sub = df.iloc[idx]
+    blank_sub = sub.isna().all(axis=1).to_numpy()
+    if not blank_sub.any():
+        return df
+    blank = np.zeros(len(df), dtype=bool)
+    blank[idx[blank_sub]] = True
+    out = df.loc[~blank].copy()
+    out["_row"] = np.flatnonzero(~blank).astype(np.int64) + 2
+    return out.reset_index(drop=True)
 
 
 def _check_utf8(data: bytes, source: str) -> None:
