@@ -1,0 +1,142 @@
+"""The History API on a small history whose answers are known by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import salesproc
+from salesproc import History
+
+#   case  kind     outcome  created     closed      segment
+#   A     deal     won      2024-01-01  2024-02-01  SMB
+#   B     deal     lost     2024-01-15  2024-03-10  ENT
+#   C     deal     open     2024-02-20  -           SMB
+#   P     project  on_time  2024-01-05  2024-01-25  ENT  (planned end 2024-01-31: on time)
+ROWS = [
+    ("A", "Qualify", "2024-01-01", "won", "deal", "SMB", None, None),
+    ("A", "Proposal", "2024-01-10", "won", "deal", "SMB", None, None),
+    ("A", "Close", "2024-02-01", "won", "deal", "SMB", None, None),
+    ("B", "Qualify", "2024-01-15", "lost", "deal", "ENT", None, None),
+    ("B", "Proposal", "2024-02-10", "lost", "deal", "ENT", None, None),
+    ("B", "Close", "2024-03-10", "lost", "deal", "ENT", None, None),
+    ("C", "Qualify", "2024-02-20", "open", "deal", "SMB", None, None),
+    ("C", "Proposal", "2024-03-05", "open", "deal", "SMB", None, None),
+    ("P", "Kickoff", "2024-01-05", None, "project", "ENT", "2024-01-31", "2024-01-25"),
+    ("P", "Delivery", "2024-01-25", None, "project", "ENT", "2024-01-31", "2024-01-25"),
+]
+
+
+@pytest.fixture
+def history() -> History:
+    df = pd.DataFrame(
+        ROWS, columns=["case_id", "name", "timestamp", "outcome", "kind", "segment", "target_date", "closed"],
+    )
+    return salesproc.load_history(df)
+
+
+def ids(h: History) -> list[str]:
+    return h.cases["case_id"].tolist()
+
+
+def test_the_fixture_is_what_the_table_says(history: History) -> None:
+    c = history.cases.set_index("case_id")
+    assert c["outcome"].tolist() == ["won", "lost", "open", "on_time"]
+    assert c.loc["P", "closed"] == pd.Timestamp("2024-01-25", tz="UTC")
+    assert pd.isna(c.loc["C", "closed"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"start": "2024-01-10", "end": "2024-02-01"}, ["B"]),
+        ({"start": "2024-01-10", "end": "2024-02-01", "by": "created"}, ["B"]),
+        ({"start": "2024-01-20", "end": "2024-02-15", "by": "closed"}, ["A", "P"]),
+        ({"start": "2024-02-15", "end": "2024-03-01", "by": "active"}, ["B", "C"]),
+        ({"start": "2024-03-11", "by": "active"}, ["C"]),
+        ({"end": "2024-01-02", "by": "active"}, ["A"]),
+        ({"kind": "project"}, ["P"]),
+        ({"segment": "SMB"}, ["A", "C"]),
+        ({"status": "failure"}, ["B"]),
+        ({"status": ["success", "open"]}, ["A", "C", "P"]),
+        ({"kind": "deal", "segment": "ENT"}, ["B"]),
+        ({"start": pd.Timestamp("2024-01-15T00:30:00+01:00")}, ["B", "C"]),  # 2024-01-14 23:30 UTC
+    ],
+)
+def test_filter(history: History, kwargs: dict, expected: list[str]) -> None:
+    out = history.filter(**kwargs)
+    assert ids(out) == expected
+    ev = out.events
+    assert list(ev["case_id"].cat.categories) == expected
+    assert set(ev["case_id"].astype(str)) == set(expected)
+    # each kept case keeps all its events
+    assert len(ev) == sum(1 for r in ROWS if r[0] in expected)
+
+
+def test_filter_rejects_an_unknown_by(history: History) -> None:
+    with pytest.raises(ValueError, match=r"'by' parameter of History\.filter must be 'created', 'closed' or 'active'"):
+        history.filter(by="updated")
+
+
+def test_as_of_removes_later_events_and_reopens_cases_closed_later(history: History) -> None:
+    t = "2024-02-05"
+    past = history.as_of(t)
+    assert ids(past) == ["A", "B", "P"]  # C was created later
+    c = past.cases.set_index("case_id")
+    assert c.loc["A", "outcome"] == "won"  # closed before t
+    assert c.loc["B", "outcome"] == "open" and c.loc["B", "status"] == "open"
+    assert pd.isna(c.loc["B", "closed"])
+    assert c.loc["P", "outcome"] == "on_time"
+    ev = past.events
+    assert (ev["timestamp"] <= pd.Timestamp(t, tz="UTC")).all()
+    assert ev.groupby("case_id", observed=True).size().to_dict() == {"A": 3, "B": 1, "P": 2}
+    # the original is untouched
+    assert history.cases.set_index("case_id").loc["B", "outcome"] == "lost"
+    assert len(history.events) == len(ROWS)
+
+
+def test_as_of_before_everything_is_empty(history: History) -> None:
+    past = history.as_of("2023-12-31")
+    assert len(past.cases) == 0 and len(past.events) == 0
+
+
+def test_cases_and_events_are_copies(history: History) -> None:
+    cases = history.cases
+    cases.loc[0, "outcome"] = "lost"
+    cases["amount"] = 1.0
+    del cases["kind"]
+    events = history.events
+    events.loc[0, "name"] = "Close"
+    events["timestamp"] = pd.Timestamp("2030-01-01", tz="UTC")
+    again = history.cases
+    assert again["outcome"].tolist() == ["won", "lost", "open", "on_time"]
+    assert again["amount"].isna().all()
+    assert "kind" in again.columns
+    assert history.events["name"].tolist()[0] == "Qualify"
+    assert history.events["timestamp"].max() == pd.Timestamp("2024-03-10", tz="UTC")
+
+
+def test_repr_html_escapes_names() -> None:
+    df = pd.DataFrame(
+        {
+            "case_id": ["<b>A</b>", "<b>A</b>"],
+            "name": ["<script>alert(1)</script>", "Q&A call"],
+            "timestamp": ["2024-01-01", "2024-01-02"],
+            "type": ["milestone", "activity"],
+            "outcome": ["won", "won"],
+        }
+    )
+    h = salesproc.load_history(df)
+    html = h._repr_html_()
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "Q&amp;A call" in html
+    assert "&lt;DataFrame&gt;" in html  # the source name is escaped too
+    assert html.count("<div") == html.count("</div>") == 1
+
+
+def test_select_needs_one_entry_per_case(history: History) -> None:
+    with pytest.raises(ValueError, match=r"one entry per case \(4\)"):
+        history.select(np.array([True, False]))
+    assert ids(history.select(history.cases["outcome"].eq("won"))) == ["A"]
