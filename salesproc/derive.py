@@ -104,10 +104,21 @@ class _Prepared:
         self.ac = codes[a_mask]
         self.ak = remap_a[ncode[a_mask]]
         self.at = ts[a_mask]
-        self.m_roles = e["role"].to_numpy(dtype=object)[is_ms]
-        self.a_roles = e["role"].to_numpy(dtype=object)[a_mask]
-        self.a_owner = e["owner"].to_numpy(dtype=object)[a_mask]
-        self.m_owner = e["owner"].to_numpy(dtype=object)[is_ms]
+        # the milestone each activity is usually done in: the last milestone reached before it
+        last_ms = np.where(is_ms, np.arange(len(ts)), -1)
+        np.maximum.accumulate(last_ms, out=last_ms)
+        lm = last_ms[a_mask]
+        in_case = (lm >= 0) & (codes[np.maximum(lm, 0)] == self.ac)
+        cur = np.where(in_case, remap[ncode[np.maximum(lm, 0)]], -1)
+        n_ms = max(len(m_used), 1)
+        ok = cur >= 0
+        cnt = np.bincount(self.ak[ok] * n_ms + cur[ok], minlength=len(a_used) * n_ms).reshape(len(a_used), n_ms)
+        self.act_stage = np.where(cnt.sum(axis=1) > 0, cnt.argmax(axis=1), -1)
+        # usual role of each event name, by counting (name, role) pairs: no per-row Python objects
+        rcode, runiq = pd.factorize(e["role"], use_na_sentinel=True)
+        self.role_of_name = _mode_by_group(ncode, rcode, len(names), [str(x) for x in runiq])
+        self.ms_role = [self.role_of_name[i] for i in m_used]
+        self.act_role = [self.role_of_name[i] for i in a_used]
         K = len(self.ms_names)
         self.first = np.full(self.n * max(K, 1), NEVER, dtype=np.int64)
         if len(self.mc):
@@ -177,7 +188,7 @@ def derive_template(
     assert t_as_of is not None
     if as_of is not None:
         history = history.as_of(t_as_of)
-    kinds = set(history._cases["kind"].astype(str))
+    kinds = {str(k) for k in history._cases["kind"].unique()}
     if len(kinds) > 1:
         raise ValueError(
             "The 'history' parameter of derive_template must hold one kind of case. "
@@ -209,6 +220,7 @@ def derive_template(
     order = _consensus_order(P.first[:, main], reached[:, main])
     main = main[order]
     names = [P.ms_names[i] for i in main]
+    P.main_raw = main
     F = P.first[:, main]
     R = reached[:, main]
     KM_ = len(main)
@@ -261,12 +273,11 @@ def derive_template(
                 f"{names[j]}: dropping open {unit} would have put the median time at {dur.naive_p50:.1f} days "
                 f"instead of {dur.p50:.1f}"
             )
-        roles = P.m_roles[P.mk == k]
         ms_models.append(
             Milestone(
                 name=names[j],
                 order=j + 1,
-                owner_role=_mode(roles),
+                owner_role=P.ms_role[k],
                 p50_days=dur.p50,
                 p80_days=dur.p80,
                 evidence=MilestoneEvidence(
@@ -370,12 +381,15 @@ def _rate(k: int, n: int) -> Rate:
     return Rate(k=k, n=n, rate=round(k / n, 4), low=round(float(lo), 4), high=round(float(hi), 4))
 
 
-def _mode(values: np.ndarray) -> str | None:
-    s = pd.Series(values).dropna()
-    s = s[s.astype(str).str.len() > 0]
-    if s.empty:
-        return None
-    return str(s.value_counts().index[0])
+def _mode_by_group(group: np.ndarray, code: np.ndarray, n_groups: int, labels: list[str]) -> list[str | None]:
+    """For each group, its most frequent label (None where the group has no labelled rows)."""
+    ok = code >= 0
+    if not ok.any() or not labels:
+        return [None] * n_groups
+    L = len(labels)
+    counts = np.bincount(group[ok].astype(np.int64) * L + code[ok], minlength=n_groups * L).reshape(n_groups, L)
+    best = counts.argmax(axis=1)
+    return [labels[b] if counts[g, b] > 0 and labels[b] else None for g, b in enumerate(best)]
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:
@@ -516,7 +530,14 @@ def _activities(
     np.minimum.at(A, P.ac * J + P.ak, P.at)
     A = A.reshape(P.n, J)
     y = P.success
+    # opportunity: at a milestone after the one an activity is usually done in, compare only cases
+    # that went through that milestone (skipping it removes the chance to do the activity, and
+    # skipping may go with other differences)
+    pos_of_raw = {int(k): j for j, k in enumerate(P.main_raw)}
+    usual = np.array([pos_of_raw.get(int(k), -1) for k in P.act_stage], dtype=np.int64)
+    Fu = np.where(usual[None, :] >= 0, F[:, np.maximum(usual, 0)], NEVER)
     rows: list[dict[str, Any]] = []
+    elig_by_m: dict[int, np.ndarray] = {}
     for j in range(KM_):
         Rt = F[:, j]
         rj = R[:, j]
@@ -527,33 +548,39 @@ def _activities(
         elig = rj & (Rt <= P.as_of_ns - horizon)
         if elig.sum() == 0:
             continue
-        X = (Rt[:, None] > A) & elig[:, None]
+        elig_by_m[j] = elig
+        E = elig[:, None] & ((usual[None, :] >= j) | (usual[None, :] < 0) | (Fu < Rt[:, None]))
+        X = (Rt[:, None] > A) & E
         n_with = X.sum(axis=0)
         k_with = (X & y[:, None]).sum(axis=0)
-        n_all = int(elig.sum())
-        k_all = int((elig & y).sum())
-        n_without = n_all - n_with
-        k_without = k_all - k_with
+        n_all_a = E.sum(axis=0)
+        k_all_a = (E & y[:, None]).sum(axis=0)
+        n_without = n_all_a - n_with
+        k_without = k_all_a - k_with
         rd, lo, hi = newcombe(k_with, n_with, k_without, n_without)
-        # typical timing: days before reaching the milestone, among those who did it
-        lead = np.where(X, (Rt[:, None] - A) / DAY_NS, np.nan)
-        with np.errstate(all="ignore"):
-            due = np.nanmedian(np.where(X.any(axis=0)[None, :], lead, 0.0), axis=0) if X.any() else np.full(J, np.nan)
         for a in range(J):
             rows.append(
                 {
-                    "a": a, "m": j, "n": n_all, "n_with": int(n_with[a]), "n_without": int(n_without[a]),
+                    "a": a, "m": j, "n": int(n_all_a[a]), "n_with": int(n_with[a]), "n_without": int(n_without[a]),
                     "k_with": int(k_with[a]), "k_without": int(k_without[a]),
                     "rd": float(rd[a]), "lo": float(lo[a]), "hi": float(hi[a]),
-                    "due": float(due[a]) if n_with[a] else np.nan,
                 }
             )
     if not rows:
         return [Activity(name=n, note="no closed cases to compare") for n in P.act_names], caveats
     T = pd.DataFrame(rows)
-    testable = (T["n_with"] >= min_support) & (T["n_without"] >= min_support)
+    supported = (T["n_with"] >= min_support) & (T["n_without"] >= min_support)
+    # one primary test per activity, chosen before looking at any outcome: the first milestone after
+    # the one it is usually done in that has enough cases with and without it. Testing every
+    # milestone would count one real effect many times and let false ones in under BH.
+    after_usual = T["m"].to_numpy() > usual[T["a"].to_numpy()]
+    cand = T[supported.to_numpy() & after_usual]
+    primary = cand.sort_values(["a", "m"]).groupby("a", sort=False).head(1).index
+    testable = T.index.isin(primary)
     T["p"] = np.nan
     T["q"] = np.nan
+    T["p_adj"] = np.nan
+    T["q_adj"] = np.nan
     if testable.any():
         sub = T[testable]
         p = fisher_pvalues(
@@ -562,15 +589,27 @@ def _activities(
         )
         T.loc[testable, "p"] = p
         T.loc[testable, "q"] = bh(p)
+        # the same comparison within strata of age at the milestone (Cochran-Mantel-Haenszel):
+        # an activity that only marks elapsed time (status reports in a late project) is not flagged
+        p_adj = np.array([
+            _age_adjusted_p(P, F, A, usual, elig_by_m[int(r.m)], int(r.a), int(r.m))
+            for r in sub.itertuples()
+        ])
+        T.loc[testable, "p_adj"] = p_adj
+        T.loc[testable, "q_adj"] = bh(p_adj)
     acts: list[Activity] = []
     thin: list[str] = []
     for a, name in enumerate(P.act_names):
         ta = T[T["a"] == a]
         tested = ta[ta["q"].notna()]
-        role = _mode(P.a_roles[P.ak == a]) or None
-        sig = tested[tested["q"] < alpha]
+        role = P.act_role[a]
+        sig = tested[(tested["q"] < alpha) & (tested["q_adj"] < alpha)]
         if len(sig):
-            best = sig.sort_values("m").iloc[0]
+            best = sig.sort_values("m").iloc[0].copy()
+            # typical timing: median days before reaching the milestone, among those who did it
+            mj = int(best["m"])
+            did = R[:, mj] & (A[:, a] < F[:, mj])
+            best["due"] = float(np.median((F[did, mj] - A[did, a]) / DAY_NS)) if did.any() else np.nan
             positive = best["rd"] > 0
             if positive:
                 requirement = "required" if (best["rd"] >= required_effect and best["lo"] > 0) else "recommended"
@@ -586,12 +625,12 @@ def _activities(
                 )
             )
         elif len(tested):
-            best = tested.sort_values("p").iloc[0]
+            best = tested.iloc[0]
             acts.append(
                 Activity(
                     name=name, milestone=None, owner_role=role, critical=False, requirement="none",
                     evidence=_evidence(best, names),
-                    note=f"no clear link to the outcome (best: {best['rd']:+.0%} at {names[int(best['m'])]}, q={best['q']:.2f})",
+                    note=f"no clear link to the outcome ({best['rd']:+.0%} at {names[int(best['m'])]}, q={best['q']:.2f})",
                 )
             )
         else:
@@ -615,6 +654,35 @@ def _activities(
     return acts, caveats
 
 
+def _age_adjusted_p(
+    P: _Prepared, F: np.ndarray, A: np.ndarray, usual: np.ndarray, elig: np.ndarray, a: int, j: int, strata: int = 5
+) -> float:
+    """CMH p-value (continuity-corrected) of activity ``a`` at milestone ``j``, stratified by age."""
+    Rt = F[:, j]
+    e = elig & ((usual[a] >= j) | (usual[a] < 0) | (F[:, max(int(usual[a]), 0)] < Rt))
+    x = (A[:, a] < Rt)[e]
+    y = P.success[e]
+    age = (Rt - P.created_ns)[e]
+    if len(age) < 2:
+        return 1.0
+    edges = np.quantile(age, np.linspace(0, 1, strata + 1)[1:-1])
+    k = np.searchsorted(edges, age, side="right")
+    a_k = np.bincount(k, weights=x & y, minlength=strata)
+    n1 = np.bincount(k, weights=x, minlength=strata)
+    m1 = np.bincount(k, weights=y, minlength=strata)
+    N = np.bincount(k, minlength=strata).astype(float)
+    ok = N > 1
+    a_k, n1, m1, N = a_k[ok], n1[ok], m1[ok], N[ok]
+    expect = n1 * m1 / N
+    var = n1 * (N - n1) * m1 * (N - m1) / (N**2 * (N - 1))
+    if var.sum() <= 0:
+        return 1.0
+    from scipy import stats
+
+    chi = (max(abs(float((a_k - expect).sum())) - 0.5, 0.0)) ** 2 / float(var.sum())
+    return float(stats.chi2.sf(chi, 1))
+
+
 def _evidence(row: pd.Series, names: list[str]) -> ActivityEvidence:
     nw, nwo = int(row["n_with"]), int(row["n_without"])
     return ActivityEvidence(
@@ -628,6 +696,7 @@ def _evidence(row: pd.Series, names: list[str]) -> ActivityEvidence:
         ci=(_r(row["lo"], 4) if np.isfinite(row["lo"]) else None, _r(row["hi"], 4) if np.isfinite(row["hi"]) else None),
         p=float(f"{row['p']:.4g}") if pd.notna(row.get("p")) else None,
         q=float(f"{row['q']:.4g}") if pd.notna(row.get("q")) else None,
+        q_age_adjusted=float(f"{row['q_adj']:.4g}") if pd.notna(row.get("q_adj")) else None,
     )
 
 

@@ -388,6 +388,11 @@ class History:
         t = _ts(when, "when")
         assert t is not None
         c = self._cases
+        latest = [x for x in (c["created"].max(), c["closed"].max(),
+                              self._events["timestamp"].max() if len(self._events) else None)
+                  if x is not None and not pd.isna(x)]
+        if latest and max(latest) <= t:
+            return self  # nothing happened after `when`: the history is already what was known then
         keep = (c["created"] <= t).to_numpy()
         cases = c.loc[keep].copy()
         later = (cases["closed"] > t).fillna(False).to_numpy(dtype=bool)

@@ -12,6 +12,7 @@ records what the new data would have changed as ``proposals``.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -113,7 +114,12 @@ class Milestone(_Model):
 
 
 class ActivityEvidence(_Model):
-    """A landmark comparison: among cases that reached ``milestone``, success with vs without the activity."""
+    """A landmark comparison: among cases that reached ``milestone``, success with vs without the activity.
+
+    ``p`` is Fisher's exact test, ``q`` its Benjamini-Hochberg adjustment over all activities;
+    ``q_age_adjusted`` is the same comparison stratified by age at the milestone (Cochran-Mantel-
+    Haenszel, BH-adjusted), which must agree before an activity is flagged.
+    """
 
     milestone: str
     n: int
@@ -125,6 +131,7 @@ class ActivityEvidence(_Model):
     ci: tuple[float | None, float | None] = (None, None)
     p: float | None = None
     q: float | None = None
+    q_age_adjusted: float | None = None
 
 
 class Activity(_Model):
@@ -251,7 +258,7 @@ class ProcessTemplate(_Model):
         """Explicit dependencies plus the implied ones: milestone order, activity before its milestone."""
         deps = list(self.dependencies)
         names = self.milestone_names
-        deps += [Dependency(before=a, after=b) for a, b in zip(names, names[1:])]
+        deps += [Dependency(before=a, after=b) for a, b in itertools.pairwise(names)]
         deps += [
             Dependency(before=a.name, after=a.milestone)
             for a in self.activities

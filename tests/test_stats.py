@@ -76,3 +76,12 @@ def test_fisher_matches_scipy_and_bh_matches_the_formula() -> None:
     expected = np.empty_like(ps)
     expected[order] = np.minimum(q_sorted, 1)
     np.testing.assert_allclose(bh(ps), expected)
+
+
+def test_fisher_equals_scipy_on_many_tables() -> None:
+    rng = np.random.default_rng(5)
+    tables = rng.integers(0, 400, size=(60, 4))
+    tables[:5] = rng.integers(0, 6, size=(5, 4))  # small tables too
+    p = fisher_pvalues(*tables.T)
+    ref = [stats.fisher_exact([[a, b], [c, d]]).pvalue for a, b, c, d in tables]
+    np.testing.assert_allclose(p, ref, rtol=1e-9, atol=1e-300)
