@@ -10,7 +10,6 @@ import pytest
 
 import salesproc
 
-
 RECEIPT_MAPPING = {
     "case_id": "case:concept:name",
     "name": "concept:name",
