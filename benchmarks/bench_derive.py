@@ -26,9 +26,9 @@ RESULTS = Path(__file__).parent / "results"
 def _generate(n: int, folder: Path) -> None:
     import salesproc
 
-    h, _truth = salesproc.synthetic_history(n, seed=11)
+    h, truth = salesproc.synthetic_history(n, seed=11)
     h.to_parquet(folder, overwrite=True)
-    (folder / "as_of.txt").write_text(as_of.isoformat())
+    (folder / "as_of.txt").write_text(truth.as_of.isoformat())
 
 
 def _child(n: int, with_pm4py: bool, folder: Path) -> dict[str, float]:
