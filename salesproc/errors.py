@@ -22,6 +22,8 @@ __all__ = [
     "OverwriteError",
     "UnsafePathError",
     "MissingDependencyError",
+    "ReportTemplateError",
+    "UnsafeTemplateError",
 ]
 
 
@@ -126,6 +128,14 @@ class UnsafePathError(SalesprocError, ValueError):
 
 class MissingDependencyError(SalesprocError, ImportError):
     """An optional dependency (or a system library it needs) is not installed."""
+
+
+class ReportTemplateError(SalesprocError, ValueError):
+    """A report template cannot be found, parsed or rendered."""
+
+
+class UnsafeTemplateError(ReportTemplateError):
+    """A report template tried to reach what Jinja's sandbox forbids (Python internals)."""
 
 
 def _closest(name: str, options: list[str]) -> str | None:
