@@ -1,0 +1,406 @@
+"""The ``salesproc`` command line.
+
+One click group, :func:`main`; each pipeline step is a command of its own in this module
+(``info`` and ``demo`` now; ``derive``, ``diff``, ``plan`` and ``review`` join them). Commands that
+read past deals or projects take the same loading options through :func:`history_options`, which
+hands them a :class:`LoadOptions`; ``LoadOptions.load(path)`` returns the validated history.
+
+Errors from salesproc print as one line on stderr (``error: ...``) and exit with code 2; the
+message names file, row, column and value and says how to fix it. No traceback is shown.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, TypeVar
+
+import click
+
+from salesproc.errors import SalesprocError
+from salesproc.history import History, HistorySummary
+
+__all__ = ["LoadOptions", "history_options", "main", "parse_mapping"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_SALESPROC_ERROR = 2
+
+
+class SalesprocCliError(click.ClickException):
+    """A salesproc error shown the command-line way: one clean line, exit code 2."""
+
+    exit_code = EXIT_SALESPROC_ERROR
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", file=file or sys.stderr)
+
+
+class SalesprocGroup(click.Group):
+    """A click group that turns :class:`~salesproc.errors.SalesprocError` into a clean message."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SalesprocError as exc:
+            raise SalesprocCliError(cli_hint(" ".join(str(exc).split()))) from None
+
+
+_KWARG_TO_OPTION: list[tuple[str, str]] = [
+    (r"errors='skip'", "--errors skip"),
+    (r"dayfirst=True", "--dayfirst"),
+    (r"dayfirst=False", "no --dayfirst"),
+    (r"date_format='([^']*)'", r"--date-format '\1'"),
+    (r"encoding='([^']*)'", r"--encoding \1"),
+    (r"decimal='([^']*)'", r"--decimal '\1'"),
+    (r"sheet=(<[^>]*>)", r"--sheet \1"),
+]
+
+
+def _mapping_to_options(m: re.Match[str]) -> str:
+    import ast
+
+    try:
+        pairs = ast.literal_eval(m.group(1))
+    except (ValueError, SyntaxError):
+        return m.group(0)
+    if not isinstance(pairs, dict):
+        return m.group(0)
+    return " ".join(f"--mapping {k}={_shell_quote(str(v))}" for k, v in pairs.items())
+
+
+def _shell_quote(text: str) -> str:
+    return text if re.fullmatch(r"[\w.:\-]+", text) else "'" + text.replace("'", "'\\''") + "'"
+
+
+def cli_hint(message: str) -> str:
+    """Say a loader's fix in command-line words: ``errors='skip'`` -> ``--errors skip`` and so on.
+
+    Examples
+    --------
+    >>> cli_hint("Fix: pass dayfirst=True. Or pass errors='skip' to skip such rows.")
+    'Fix: pass --dayfirst. Or pass --errors skip to skip such rows.'
+    >>> cli_hint("e.g. load_history(..., mapping={'case_id': 'Deal ID', 'name': 'Stage'}).")
+    "e.g. --mapping case_id='Deal ID' --mapping name=Stage."
+    >>> print(cli_hint("e.g. load_history(..., outcome_values={'Maybe': 'won'|'lost'|'open'}), or fix it."))
+    e.g. --outcome-values '{"Maybe": "won"|"lost"|"open"}', or fix it.
+    """
+    out = re.sub(r"load_history\(\.\.\., ((?:mapping|outcome_values)=\{[^{}]*\})\)", r"\1", message)
+    out = re.sub(r"mapping=(\{[^{}]*\})", _mapping_to_options, out)
+    out = re.sub(
+        r"outcome_values=\{([^{}]*)\}",
+        lambda m: "--outcome-values '{" + m.group(1).replace('"', "").replace("'", '"') + "}'",
+        out,
+    )
+    for pattern, option in _KWARG_TO_OPTION:
+        out = re.sub(pattern, option, out)
+    return out
+
+
+@click.group(cls=SalesprocGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="salesproc", prog_name="salesproc")
+def main() -> None:
+    """Run a sales process the way good delivery teams run projects.
+
+    Load past deals or projects, see what they hold, derive your own process template, plan
+    backwards and review open deals. Try `salesproc demo` for the built-in sample data.
+    """
+
+
+# --- loading options, shared by every command that reads a history -------------------------------
+
+
+def parse_mapping(values: Sequence[str]) -> Mapping[str, str] | str | None:
+    """``--mapping`` values -> what :func:`salesproc.load_history` takes.
+
+    One preset name (``crm-snapshot``), one JSON object (``{"case_id": "Deal"}``), or one or more
+    ``canonical=column`` pairs (``case_id="Deal ID" name=Stage``).
+
+    Examples
+    --------
+    >>> parse_mapping(["xes-csv"])
+    'xes-csv'
+    >>> parse_mapping(['{"case_id": "Deal"}'])
+    {'case_id': 'Deal'}
+    >>> parse_mapping(["case_id=Deal ID", "name=Stage"])
+    {'case_id': 'Deal ID', 'name': 'Stage'}
+    >>> parse_mapping([]) is None
+    True
+    """
+    from salesproc._presets import PRESETS
+
+    if not values:
+        return None
+    if len(values) == 1 and values[0].lstrip().startswith("{"):
+        try:
+            obj = json.loads(values[0])
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(
+                f"not valid JSON ({exc.msg} at character {exc.pos}): {values[0]!r}. "
+                """Example: --mapping '{"case_id": "Deal ID", "name": "Stage"}'""",
+                param_hint="'--mapping'",
+            ) from None
+        if not isinstance(obj, dict) or not all(isinstance(v, str) for v in obj.values()):
+            raise click.BadParameter(
+                f"the JSON must be an object of column names. Got {values[0]!r}.",
+                param_hint="'--mapping'",
+            )
+        return {str(k): v for k, v in obj.items()}
+    if len(values) == 1 and "=" not in values[0]:
+        name = values[0].strip()
+        if name not in PRESETS:
+            raise click.BadParameter(
+                f"{name!r} is not a preset. Presets: {', '.join(sorted(PRESETS))}. "
+                "Or give canonical=column pairs (--mapping case_id='Deal ID') or a JSON object.",
+                param_hint="'--mapping'",
+            )
+        return name
+    pairs: dict[str, str] = {}
+    for v in values:
+        key, sep, col = v.partition("=")
+        if not sep or not key.strip() or not col.strip():
+            raise click.BadParameter(
+                f"{v!r} is not canonical=column. Example: --mapping case_id='Deal ID' --mapping name=Stage "
+                "(a preset name or a JSON object must come alone).",
+                param_hint="'--mapping'",
+            )
+        pairs[key.strip()] = col.strip()
+    return pairs
+
+
+def _parse_outcome_events(value: str | None) -> dict[str, list[str]] | None:
+    if value is None:
+        return None
+    try:
+        obj = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(
+            f"not valid JSON ({exc.msg}): {value!r}. "
+            """Example: --outcome-events '{"won": ["Closed Won"], "lost": ["Closed Lost"]}'""",
+            param_hint="'--outcome-events'",
+        ) from None
+    if not isinstance(obj, dict):
+        raise click.BadParameter(
+            f"must be a JSON object of outcome -> event names. Got {value!r}.", param_hint="'--outcome-events'"
+        )
+    out: dict[str, list[str]] = {}
+    for k, v in obj.items():
+        names = [v] if isinstance(v, str) else v
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise click.BadParameter(
+                f"the value for {k!r} must be an event name or a list of them. Got {v!r}.",
+                param_hint="'--outcome-events'",
+            )
+        out[str(k)] = names
+    return out
+
+
+def _parse_outcome_values(value: str | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    try:
+        obj = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(
+            f"not valid JSON ({exc.msg}): {value!r}. "
+            """Example: --outcome-values '{"Closed Won": "won", "Closed Lost": "lost"}'""",
+            param_hint="'--outcome-values'",
+        ) from None
+    if not isinstance(obj, dict) or not all(isinstance(v, str) for v in obj.values()):
+        raise click.BadParameter(
+            f"must be a JSON object of label -> outcome. Got {value!r}.", param_hint="'--outcome-values'"
+        )
+    return {str(k): v for k, v in obj.items()}
+
+
+def _check_tz(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(
+            f"{value!r} is not a time zone. Use an IANA name such as UTC or Europe/Amsterdam."
+        ) from None
+    return value
+
+
+def _check_regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise click.BadParameter(f"{value!r} is not a regular expression ({exc}).") from None
+    return value
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """The loading options of a command, ready for :func:`salesproc.load_history`."""
+
+    mapping: Mapping[str, str] | str | None = None
+    kind: str = "deal"
+    errors: str = "raise"
+    tz: str = "UTC"
+    outcome_events: Mapping[str, list[str]] | None = None
+    outcome_values: Mapping[str, str] | None = None
+    milestones: str | None = None
+    dayfirst: bool = False
+    date_format: str | None = None
+    encoding: str = "utf-8"
+    decimal: str | None = None
+    sheet: str | None = None
+
+    def load(self, source: str) -> History:
+        """Load ``source`` (a file or a folder saved by ``History.to_parquet``) with these options."""
+        from salesproc.load import load_history
+
+        sheet: str | int | None = self.sheet
+        if isinstance(sheet, str) and sheet.isdigit():
+            sheet = int(sheet)
+        return load_history(
+            source,
+            mapping=self.mapping,
+            kind=self.kind,
+            errors=self.errors,  # type: ignore[arg-type]
+            tz=self.tz,
+            outcome_events=self.outcome_events,
+            outcome_values=self.outcome_values,
+            milestones=self.milestones,
+            dayfirst=self.dayfirst,
+            date_format=self.date_format,
+            encoding=self.encoding,
+            decimal=self.decimal,
+            sheet=sheet,
+        )
+
+
+_LOAD_PARAMS = (
+    "mapping", "kind", "errors", "tz", "outcome_events", "outcome_values", "milestones", "dayfirst",
+    "date_format", "encoding", "decimal", "sheet",
+)
+
+
+def history_options(func: F) -> F:
+    """Add the loading options to a command and pass them on as one ``load: LoadOptions`` argument.
+
+    Use it on every command that reads past deals or projects::
+
+        @main.command()
+        @click.argument("path")
+        @history_options
+        def derive(path: str, load: LoadOptions) -> None:
+            history = load.load(path)
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        raw = {k: kwargs.pop(k) for k in _LOAD_PARAMS}
+        options = LoadOptions(
+            mapping=parse_mapping(raw["mapping"]),
+            kind=raw["kind"],
+            errors=raw["errors"],
+            tz=raw["tz"],
+            outcome_events=_parse_outcome_events(raw["outcome_events"]),
+            outcome_values=_parse_outcome_values(raw["outcome_values"]),
+            milestones=raw["milestones"],
+            dayfirst=raw["dayfirst"],
+            date_format=raw["date_format"],
+            encoding=raw["encoding"],
+            decimal=raw["decimal"],
+            sheet=raw["sheet"],
+        )
+        return func(*args, load=options, **kwargs)
+
+    decorators = [
+        click.option(
+            "--mapping", "-m", multiple=True, metavar="NAME|JSON|KEY=COLUMN",
+            help="How the file's columns map to salesproc's: a preset name (crm-snapshot, salesforce, "
+            "hubspot, xes-csv, ...), a JSON object, or canonical=column pairs (repeat the option). "
+            "Not needed when the columns are case_id, name, timestamp.",
+        ),
+        click.option(
+            "--kind", type=click.Choice(["deal", "project"]), default="deal", show_default=True,
+            help="What the cases are when the data does not say.",
+        ),
+        click.option(
+            "--errors", type=click.Choice(["raise", "skip"]), default="raise", show_default=True,
+            help="Stop at the first bad row, or skip bad rows and count them with reasons.",
+        ),
+        click.option(
+            "--tz", default="UTC", show_default=True, callback=_check_tz,
+            help="Time zone of timestamps written without an offset.",
+        ),
+        click.option(
+            "--outcome-events", metavar="JSON",
+            help="""Events that decide a case's outcome, e.g. '{"won": ["Closed Won"], "lost": ["Closed Lost"]}'.""",
+        ),
+        click.option(
+            "--outcome-values", metavar="JSON",
+            help="""Your outcome labels, e.g. '{"Closed Won": "won", "Closed Lost": "lost"}'.""",
+        ),
+        click.option(
+            "--milestones", metavar="REGEX", callback=_check_regex,
+            help="Event names that are milestones (a regular expression matched at the start); "
+            "the other events are activities.",
+        ),
+        click.option("--dayfirst", is_flag=True, help="Dates such as 31.12.2023 are day-first."),
+        click.option("--date-format", metavar="FORMAT", help="Exact date format, e.g. %d.%m.%Y."),
+        click.option("--encoding", default="utf-8", show_default=True, help="Text encoding, e.g. cp1252."),
+        click.option(
+            "--decimal", type=click.Choice([".", ","]),
+            help="Decimal mark of numbers (default: ',' for ';'-separated files, else '.').",
+        ),
+        click.option("--sheet", metavar="NAME|NUMBER", help="Excel sheet to read (default: the first)."),
+    ]
+    out: Callable[..., Any] = wrapper
+    for deco in reversed(decorators):
+        out = deco(out)
+    return out  # type: ignore[return-value]
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def _echo_summary(summary: HistorySummary, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(str(summary))
+
+
+@main.command()
+@click.argument("path")
+@history_options
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def info(path: str, load: LoadOptions, as_json: bool) -> None:
+    """What a file of past deals or projects holds.
+
+    Cases by kind and outcome, events, date range, milestones and activities with counts, and
+    what was skipped and why. PATH is a CSV/TSV, Excel, Parquet or XES file, or a folder saved by
+    History.to_parquet.
+
+    \b
+    Examples:
+      salesproc info deals.csv
+      salesproc info sales_pipeline.csv --mapping crm-snapshot --json
+      salesproc info export.csv -m case_id="Deal ID" -m name=Stage -m timestamp=Date --errors skip
+    """
+    _echo_summary(load.load(path).summary(), as_json)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def demo(as_json: bool) -> None:
+    """Load the built-in sample deals and show what they hold."""
+    from salesproc.datasets import load_sample_deals
+
+    _echo_summary(load_sample_deals().summary(), as_json)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
