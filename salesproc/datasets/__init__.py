@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from salesproc.datasets._synthetic import PlantedTruth, synthetic_history
-from salesproc.datasets._samples import load_sample_deals, load_sample_projects
+from salesproc.datasets._samples import load_sample_deals, load_sample_projects, sample_path
+from salesproc.datasets._synthetic import PlantedActivity, PlantedEffect, PlantedTruth, synthetic_history
 
-__all__ = ["PlantedTruth", "load_sample_deals", "load_sample_projects", "synthetic_history"]
+__all__ = [
+    "PlantedActivity",
+    "PlantedEffect",
+    "PlantedTruth",
+    "load_sample_deals",
+    "load_sample_projects",
+    "sample_path",
+    "synthetic_history",
+]
