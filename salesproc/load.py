@@ -359,8 +359,18 @@ def _read_csv_bytes(
     if enc not in ("utf-8", "utf8"):
         try:
             data = data.decode(encoding).encode("utf-8")
-        except (UnicodeDecodeError, LookupError) as exc:
-            raise EncodingError(f"{source}: cannot decode as {encoding}: {exc}") from exc
+        except LookupError:
+            raise EncodingError(
+                f"{source}: {encoding!r} is not a text encoding Python knows. "
+                "Fix: use e.g. encoding='utf-8', 'cp1252' (Windows/Excel) or 'latin-1'."
+            ) from None
+        except UnicodeDecodeError as exc:
+            row = data[: exc.start].count(b"\n") + 1
+            bad = data[exc.start : exc.start + 1]
+            raise EncodingError(
+                f"{source}, row {row}: byte {bad!r} at offset {exc.start} is not {encoding}. "
+                "Fix: pass the file's encoding, e.g. encoding='utf-8', 'cp1252' or 'latin-1'."
+            ) from None
     else:
         _check_utf8(data, source)
     header = data.split(b"\n", 1)[0].decode("utf-8", "replace")

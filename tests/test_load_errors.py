@@ -315,3 +315,12 @@ def test_the_input_dataframe_is_left_unchanged() -> None:
         "empty case id": 1,
         "duplicate event (same case, name, type and time): kept once": 1,
     }
+
+
+def test_bytes_that_are_not_the_given_encoding_name_row_and_byte(tmp_path: Path) -> None:
+    # 0x81 is undefined in cp1252
+    p = write(tmp_path, "odd.csv", b"case_id,name,timestamp\nA,Qualify,2024-01-02\nA,x\x81y,2024-01-05\n")
+    with pytest.raises(EncodingError, match=parts("odd.csv", "row 3", r"b'\x81'", "not cp1252", "Fix:")):
+        salesproc.load_history(p, encoding="cp1252")
+    with pytest.raises(EncodingError, match=parts("odd.csv", "'klingon' is not a text encoding", "Fix:")):
+        salesproc.load_history(p, encoding="klingon")
