@@ -59,8 +59,35 @@ def load_history(
         (with ``query`` or ``table``), or a History (returned unchanged).
     mapping
         Canonical name -> the file's column name, e.g. ``{"case_id": "Opportunity ID"}``, or a preset
-        name (``"salesforce"``, ``"hubspot"``, ``"crm-snapshot"``, ``"project-milestones"``,
-        ``"xes-csv"``). Files whose columns already use the canonical names need none.
+        name. Files whose columns already use the canonical names need none, and the presets' own
+        exports are recognised by their column names. The presets and the columns they read:
+
+        ``"crm-snapshot"`` (one row per opportunity, Maven's ``sales_pipeline.csv``)
+            ``opportunity_id``, ``deal_stage`` (Prospecting, Engaging, Won, Lost), ``engage_date``
+            (created, and an ``Engaging`` milestone), ``close_date``, ``close_value`` (amount),
+            ``sales_agent`` (owner); other columns become case attributes. Opportunities with no
+            date at all get the latest date in the file as ``created`` (``created_known=False``).
+        ``"salesforce"`` (``OpportunityHistory``, one row per change)
+            ``OpportunityId``, ``StageName``, ``CreatedDate`` (time of the change), ``Amount``,
+            ``CloseDate``, ``IsWon``, ``IsClosed``, ``CreatedById``, optional ``OwnerId``; other
+            columns (``ExpectedRevenue``, ``Probability``, ``ForecastCategory``) stay on the
+            stage-change events. Adds ``close_date_changes`` (times the close date moved later).
+        ``"hubspot"`` (deal stage history, one row per stage change)
+            ``Record ID`` (or ``Deal ID``), ``Deal Stage`` (label or id such as ``closedwon``),
+            ``Date entered stage``, ``Create Date``, ``Close Date``, ``Amount``, ``Deal owner``,
+            ``Pipeline`` (segment), ``Deal Name``. HubSpot's one-row-per-deal export with
+            ``Date entered "<stage> (<pipeline>)"`` columns is read as a snapshot.
+        ``"project-milestones"`` (one row per project milestone)
+            ``project_id``, ``milestone``, ``planned_date``, ``actual_date`` (empty until done),
+            optional ``owner``, ``project_owner``, ``target_date``, ``start_date``, ``segment``,
+            ``project_name``: projects on time or late against the last planned milestone.
+        ``"xes-csv"``
+            A flat CSV export of an XES log (``case:concept:name``, ``concept:name``,
+            ``time:timestamp``).
+
+        In the stage presets ``outcome_values`` says what other stages mean, e.g.
+        ``{"Negotiating": "open"}``. An export whose columns are named differently is renamed
+        first: ``load_history(df.rename(columns={"Stage": "deal_stage"}), mapping="crm-snapshot")``.
     kind
         ``"deal"`` or ``"project"`` for cases whose kind is not in the data.
     errors
@@ -365,10 +392,10 @@ def _read_csv_bytes(
                 "Fix: use e.g. encoding='utf-8', 'cp1252' (Windows/Excel) or 'latin-1'."
             ) from None
         except UnicodeDecodeError as exc:
-            row = data[: exc.start].count(b"\n") + 1
+            line = data[: exc.start].count(b"\n") + 1
             bad = data[exc.start : exc.start + 1]
             raise EncodingError(
-                f"{source}, row {row}: byte {bad!r} at offset {exc.start} is not {encoding}. "
+                f"{source}, row {line}: byte {bad!r} at offset {exc.start} is not {encoding}. "
                 "Fix: pass the file's encoding, e.g. encoding='utf-8', 'cp1252' or 'latin-1'."
             ) from None
     else:
