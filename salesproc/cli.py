@@ -402,5 +402,64 @@ def demo(as_json: bool) -> None:
     _echo_summary(load_sample_deals().summary(), as_json)
 
 
+@main.command()
+@click.argument("path")
+@history_options
+@click.option("-o", "--output", "output", default="templates/process.yaml", show_default=True,
+              help="Where to save the template (an existing file is kept: a versioned name is used).")
+@click.option("--as-of", "as_of", metavar="DATE", help="Only use what was known at this date.")
+@click.option("--name", default="process", show_default=True, help="The template's name.")
+@click.option("--previous", metavar="YAML", help="An earlier, hand-edited template whose edits to keep.")
+@click.option("--alpha", type=float, default=0.05, show_default=True, help="False discovery rate for critical activities.")
+@click.option("--min-support", type=int, default=20, show_default=True,
+              help="Fewest cases with, and without, an activity to judge it.")
+@click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
+def derive(path: str, load: LoadOptions, output: str, as_of: str | None, name: str, previous: str | None,
+           alpha: float, min_support: int, overwrite: bool) -> None:
+    """Derive your process template from past deals or projects and save it as YAML.
+
+    \b
+    Examples:
+      salesproc derive deals.csv -o templates/process.yaml
+      salesproc derive sales_pipeline.csv --mapping crm-snapshot --as-of 2017-12-31
+      salesproc derive deals.csv --previous templates/process.yaml   # keeps your edits
+    """
+    from salesproc.derive import derive_template
+    from salesproc.template import load_template, save_template
+
+    history = load.load(path)
+    prev = load_template(previous) if previous else None
+    tpl = derive_template(history, as_of=as_of, name=name, previous=prev, alpha=alpha, min_support=min_support)
+    written = save_template(tpl, output, overwrite=overwrite)
+    click.echo(repr(tpl))
+    for m in sorted(tpl.milestones, key=lambda m: m.order):
+        p50 = "-" if m.p50_days is None else f"{m.p50_days:.1f}"
+        p80 = "-" if m.p80_days is None else f"{m.p80_days:.1f}"
+        click.echo(f"  {m.order:>2}. {m.name}  (p50 {p50} d, p80 {p80} d, reached by {m.evidence.reached:,})")
+    for a in tpl.activities:
+        if a.requirement != "none":
+            click.echo(f"  {a.requirement:<11} {a.name} (by {a.milestone})")
+    for c in tpl.caveats:
+        click.echo(f"  caveat: {c}")
+    for pr in tpl.proposals:
+        click.echo(f"  proposal: {pr.item}.{pr.field}: {pr.current!r} -> {pr.proposed!r} (kept yours)")
+    click.echo(f"saved {written}")
+
+
+@main.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+def diff(a: str, b: str, as_json: bool) -> None:
+    """What changed between two template files (milestones, durations, critical activities)."""
+    from salesproc.template import diff_templates, load_template
+
+    d = diff_templates(load_template(a), load_template(b))
+    if as_json:
+        click.echo(json.dumps([c.__dict__ for c in d], indent=2, ensure_ascii=False))
+    else:
+        click.echo(str(d))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
