@@ -2,6 +2,8 @@
 
 * :class:`ColumnMapper` previews a file, lets the team say which column holds what, builds the
   ``mapping`` for :func:`salesproc.load_history` and shows the load summary or the loader's error.
+* :class:`GoalForm` states the goal: the target date, what success looks like, how it is measured
+  and who owns it on each side, as a :class:`salesproc.plan.Goal`.
 * :class:`TemplateEditor` edits a process template (reorder, rename and merge milestones; accept or
   reject critical activities; owners, exit criteria and durations) through the pure functions of
   :mod:`salesproc.edit`, and saves each result as a new versioned YAML file with its diff.
@@ -31,6 +33,7 @@ from salesproc.template import ProcessTemplate, TemplateDiff, diff_templates, sa
 __all__ = [
     "MAPPING_FIELDS",
     "ColumnMapper",
+    "GoalForm",
     "TemplateEditor",
     "guess_mapping",
     "preview_table",
@@ -289,6 +292,129 @@ class ColumnMapper(_Shell):
         if self.on_load is not None:
             self.on_load(h)
         return h
+
+
+# --- goal -----------------------------------------------------------------------------------------
+
+
+class GoalForm(_Shell):
+    """State the goal: target date, what success looks like, how it is measured, the owners.
+
+    Parameters
+    ----------
+    goal
+        The goal to start from (e.g. the one saved earlier), or ``None``.
+    target_date
+        The starting target date when there is no ``goal``.
+    kind
+        ``"deal"`` (owners: seller and buyer) or ``"project"`` (delivery team and customer).
+    on_set
+        Called with the new :class:`~salesproc.plan.Goal` each time it is set (e.g. to save it).
+
+    Attributes
+    ----------
+    target_date, success_text, measure_text, seller_owner_text, buyer_owner_text, set_button
+        The controls.
+    goal
+        The goal last set (``None`` until the first).
+    error
+        The last error message, or ``None``.
+
+    Examples
+    --------
+    >>> import datetime
+    >>> f = GoalForm(target_date="2024-06-30")
+    >>> f.success_text.value = "Contract signed"
+    >>> f.set_button.click()
+    >>> f.goal.target_date.date(), f.goal.success
+    (datetime.date(2024, 6, 30), 'Contract signed')
+    """
+
+    def __init__(
+        self,
+        goal: Any = None,
+        *,
+        target_date: Any = None,
+        kind: str = "deal",
+        on_set: Callable[[Any], Any] | None = None,
+    ) -> None:
+        import datetime
+
+        self.on_set = on_set
+        self.goal: Any = None
+        self.error: str | None = None
+        start = goal.target_date if goal is not None else target_date
+        day: datetime.date | None = pd.Timestamp(start).date() if start is not None else None
+        deal = kind == "deal"
+        self.target_date = W.DatePicker(value=day, description="Target date")
+        self.target_date.add_class("salesproc-goal-date")
+        self.success_text = W.Text(
+            value=getattr(goal, "success", "") or "", description="Success is",
+            placeholder="Contract signed" if deal else "Go-live accepted by the customer",
+            layout=W.Layout(width="60%"))
+        self.measure_text = W.Text(
+            value=getattr(goal, "measure", "") or "", description="Measured by",
+            placeholder="Signed order form in the CRM" if deal else "Acceptance sign-off",
+            layout=W.Layout(width="60%"))
+        self.seller_owner_text = W.Text(value=getattr(goal, "seller_owner", None) or "",
+                                        description="Our owner" if deal else "Delivery")
+        self.buyer_owner_text = W.Text(value=getattr(goal, "buyer_owner", None) or "",
+                                       description="Their owner" if deal else "Customer")
+        for w in (self.success_text, self.measure_text, self.seller_owner_text, self.buyer_owner_text):
+            w.style.description_width = "100px"
+        self.set_button = W.Button(description="Set the goal", button_style="primary", icon="flag-checkered")
+        self.set_button.add_class("salesproc-goal-set")
+        self.result = W.HTML()
+        self.result.add_class("salesproc-goal-result")
+        self.set_button.on_click(lambda _: self.set())
+        self.widget = W.VBox([
+            self.target_date, self.success_text, self.measure_text,
+            W.HBox([self.seller_owner_text, self.buyer_owner_text]),
+            self.set_button, self.result,
+        ])
+        if goal is not None:
+            self.goal = goal
+            self.result.value = _html_ok(self._describe(goal))
+
+    @staticmethod
+    def _describe(goal: Any) -> str:
+        owners = " / ".join(x for x in (goal.seller_owner, goal.buyer_owner) if x)
+        return (
+            f"Goal: {goal.success or 'success'} by {goal.target_date:%Y-%m-%d}"
+            + (f", measured by {goal.measure}" if goal.measure else "")
+            + (f"; owners: {owners}" if owners else "")
+        )
+
+    def set(self) -> Any:
+        """Make the :class:`~salesproc.plan.Goal` from the form; show it, or what is missing."""
+        from salesproc.plan import Goal
+
+        self.error = None
+        if self.target_date.value is None:
+            self.error = "Pick a target date: the day the goal is due."
+            self.result.value = _html_error(self.error)
+            return None
+        if not self.success_text.value.strip():
+            self.error = "Say what success looks like (e.g. 'Contract signed'): a result, not an activity."
+            self.result.value = _html_error(self.error)
+            return None
+        try:
+            goal = Goal(
+                str(self.target_date.value),
+                success=" ".join(self.success_text.value.split()),
+                measure=" ".join(self.measure_text.value.split()),
+                seller_owner=self.seller_owner_text.value.strip() or None,
+                buyer_owner=self.buyer_owner_text.value.strip() or None,
+            )
+        except SalesprocError as exc:
+            self.error = str(exc)
+            self.result.value = _html_error(self.error)
+            return None
+        self.goal = goal
+        self.result.value = _html_ok(self._describe(goal))
+        if self.on_set is not None:
+            self.on_set(goal)
+        return goal
 
 
 # --- template editor ----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from salesproc.template import (
     load_template,
     save_template,
 )
-from salesproc.widgets import ColumnMapper, TemplateEditor, guess_mapping, preview_table
+from salesproc.widgets import ColumnMapper, GoalForm, TemplateEditor, guess_mapping, preview_table
 
 EXPORT = (
     "Opportunity ID,Stage,Stage Date,Result,Rep,Notes\n"
@@ -283,3 +283,43 @@ def test_editor_saves_a_fresh_template_as_the_first_version(tmp_path: Path, tpl:
     assert written == tmp_path / "sub" / "process.yaml"
     assert load_template(written).milestone_names == ["Demo", "Qualify", "Proposal"]
     assert load_template(written).version == 1
+
+
+# --- goal ---------------------------------------------------------------------------------------
+
+
+def test_goal_form_makes_a_goal_and_passes_it_on(tmp_path: Path) -> None:
+    import datetime
+
+    from salesproc.workshop import open_workshop
+
+    ws = open_workshop(tmp_path)
+    f = GoalForm(target_date="2024-04-30", on_set=ws.save_goal)
+    assert f.target_date.value == datetime.date(2024, 4, 30)
+    f.success_text.value = "  Contract   signed "
+    f.measure_text.value = "Signed order form in the CRM"
+    f.seller_owner_text.value = "Dana (AE)"
+    f.buyer_owner_text.value = "Sam (CFO)"
+    f.set_button.click()
+    g = f.goal
+    assert (g.target_date, g.success, g.measure, g.seller_owner, g.buyer_owner) == (
+        pd.Timestamp("2024-04-30", tz="UTC"), "Contract signed", "Signed order form in the CRM", "Dana (AE)",
+        "Sam (CFO)")
+    assert "Goal: Contract signed by 2024-04-30, measured by Signed order form" in f.result.value
+    assert ws.goal() == g
+    # a form started from the saved goal shows it
+    again = GoalForm(ws.goal())
+    assert again.success_text.value == "Contract signed" and again.goal == g
+
+
+def test_goal_form_says_what_is_missing() -> None:
+    f = GoalForm(kind="project")
+    assert f.seller_owner_text.description == "Delivery"
+    f.success_text.value = "Go-live"
+    f.set_button.click()
+    assert f.goal is None and f.error is not None and "Pick a target date" in f.error
+    f.target_date.value = __import__("datetime").date(2024, 9, 1)
+    f.success_text.value = "  "
+    f.set_button.click()
+    assert f.goal is None and "Say what success looks like" in (f.error or "")
+    assert "salesproc-error" in f.result.value

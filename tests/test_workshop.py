@@ -1,0 +1,82 @@
+"""The workshop folder: history, goal and template versions shared by the notebooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from salesproc.datasets import load_sample_deals
+from salesproc.edit import rename_milestone
+from salesproc.plan import Goal
+from salesproc.template import Duration, Milestone, ProcessTemplate, load_template, save_template
+from salesproc.workshop import open_workshop, suggest_target_date
+
+
+def test_sample_history_until_the_team_loads_its_own(tmp_path: Path) -> None:
+    ws = open_workshop(tmp_path / "ws")
+    assert ws.history().report.source == "salesproc sample deals"
+    assert not ws.history_dir.exists()  # reading the default writes nothing
+    own = tmp_path / "export.csv"
+    own.write_text("Deal,Step,When,Result\nA,Qualify,2024-01-02,won\nA,Proposal,2024-01-20,won\n"
+                   "B,Qualify,2024-02-05,open\n")
+    h = ws.use_history(own, mapping={"case_id": "Deal", "name": "Step", "timestamp": "When", "outcome": "Result"})
+    back = ws.history()
+    assert back.cases["case_id"].tolist() == ["A", "B"] == h.cases["case_id"].tolist()
+    assert back.report.source == str(own)
+    assert ws.as_of() == pd.Timestamp("2024-02-05", tz="UTC")
+    assert ws.as_of("2024-03-01") == pd.Timestamp("2024-03-01", tz="UTC")
+    sample = ws.use_history()
+    assert ws.history().report.source == sample.report.source == "salesproc sample deals"
+    assert len(ws.history()) == len(sample)
+
+
+def test_template_is_derived_once_then_the_latest_version_is_used(tmp_path: Path) -> None:
+    ws = open_workshop(tmp_path)
+    t1 = ws.template()
+    assert [p.name for p in ws.template_versions()] == ["process.yaml"]
+    assert t1.version == 1 and t1.provenance.source == "salesproc sample deals"
+    assert ws.template() == load_template(ws.template_path)  # no second derivation, no new file
+    edited = rename_milestone(t1, t1.milestone_names[0], "First contact").model_copy(update={"version": 2})
+    save_template(edited, ws.template_path)
+    for n in (3, 10):
+        save_template(edited.model_copy(update={"version": n}), ws.template_path)
+    assert [p.name for p in ws.template_versions()] == [
+        "process.yaml", "process.v2.yaml", "process.v3.yaml", "process.v4.yaml"]
+    latest = ws.template()
+    assert latest.version == 10 and latest.milestone_names[0] == "First contact"
+    assert ws.latest_template_path() == tmp_path / "process.v4.yaml"
+
+
+def test_other_data_gets_its_own_template(tmp_path: Path) -> None:
+    ws = open_workshop(tmp_path)
+    ws.template()
+    h = load_sample_deals()
+    h2 = h.select((h.cases["status"] != "open").to_numpy())
+    from salesproc.history import History, LoadReport
+
+    other = History(h2.cases, h2.events, LoadReport(source="team export.csv", rows_read=1, rows_loaded=1))
+    ws.save_history(other)
+    t = ws.template()
+    assert t.provenance.source == "team export.csv" and t.version == 2
+    assert [p.name for p in ws.template_versions()] == ["process.yaml", "process.v2.yaml"]
+
+
+def test_goal_round_trip(tmp_path: Path) -> None:
+    ws = open_workshop(tmp_path)
+    assert ws.goal() is None
+    g = Goal("2024-05-31", success="Contract signed", measure="PO received", seller_owner="Dana")
+    ws.save_goal(g)
+    assert ws.goal() == g
+    assert "target_date: '2024-05-31'" in ws.goal_path.read_text()
+    ws.save_goal(Goal("2024-06-30"))
+    assert ws.goal() == Goal("2024-06-30")
+
+
+def test_suggest_target_date() -> None:
+    t = ProcessTemplate(cycle_time=Duration(p50=30.0, p80=45.2))
+    assert suggest_target_date(t, "2024-01-01") == pd.Timestamp("2024-02-16", tz="UTC")
+    assert suggest_target_date(t, "2024-01-01", level="p50") == pd.Timestamp("2024-01-31", tz="UTC")
+    no_cycle = ProcessTemplate(milestones=[Milestone(name="A", order=1, p80_days=3.0),
+                                           Milestone(name="B", order=2, p80_days=4.5)])
+    assert suggest_target_date(no_cycle, "2024-01-01") == pd.Timestamp("2024-01-09", tz="UTC")  # 7.5 days, up
