@@ -242,6 +242,14 @@ def test_version() -> None:
     assert r.exit_code == 0 and salesproc.__version__ in r.stdout
 
 
+def test_info_on_a_saved_history_folder(log: Path, tmp_path: Path) -> None:
+    h = salesproc.load_history(log, errors="skip")
+    folder = h.to_parquet(tmp_path / "saved")
+    r = run("info", str(folder), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == json.loads(json.dumps(h.summary().to_dict()))
+
+
 # --- real data ---------------------------------------------------------------------------------
 
 
