@@ -415,6 +415,21 @@ def test_won_without_close_date_and_bad_dates(tmp_path: Path) -> None:
     assert h.cases["case_id"].tolist() == ["A3"] and balanced(h)
 
 
+def test_european_snapshot_needs_dayfirst_and_decimal_comma() -> None:
+    text = (
+        "opportunity_id;deal_stage;engage_date;close_date;close_value\n"
+        "A1;Won;02.01.2017;20.02.2017;1.200,50\nA2;Engaging;13.01.2017;;\n"
+    )
+    with pytest.raises(InvalidValueError, match=parts(
+        "row 3, column 'engage_date': found '13.01.2017'", "dayfirst=True",
+    )):
+        salesproc.load_history(io.StringIO(text), mapping="crm-snapshot")
+    h = salesproc.load_history(io.StringIO(text), mapping="crm-snapshot", dayfirst=True)
+    assert case(h, "A1")["created"] == ts("2017-01-02") and case(h, "A1")["closed"] == ts("2017-02-20")
+    assert case(h, "A1")["amount"] == 1_200.5  # ';' files default to decimal commas
+    assert case(h, "A2")["created"] == ts("2017-01-13")
+
+
 def test_repeated_opportunity_in_a_snapshot(tmp_path: Path) -> None:
     p = tmp_path / "pipeline.csv"
     p.write_text(MAVEN_HEAD + "A1,Ann,GTX,Acme,Engaging,2017-01-02,,\nA1,Ann,GTX,Acme,Won,2017-01-02,2017-02-01,10\n")
