@@ -10,19 +10,19 @@ from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = [
-    "SalesprocError",
-    "InputError",
-    "MissingColumnError",
-    "InvalidValueError",
     "EmptyInputError",
     "EncodingError",
+    "InputError",
+    "InvalidValueError",
     "MalformedFileError",
-    "TemplateError",
-    "PlanError",
-    "OverwriteError",
-    "UnsafePathError",
+    "MissingColumnError",
     "MissingDependencyError",
+    "OverwriteError",
+    "PlanError",
     "ReportTemplateError",
+    "SalesprocError",
+    "TemplateError",
+    "UnsafePathError",
     "UnsafeTemplateError",
 ]
 

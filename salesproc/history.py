@@ -33,13 +33,13 @@ import pandas as pd
 from salesproc.errors import InputError, OverwriteError
 
 __all__ = [
-    "History",
-    "HistorySummary",
-    "LoadReport",
     "CASE_COLUMNS",
     "EVENT_COLUMNS",
     "OUTCOMES",
     "STATUS_OF_OUTCOME",
+    "History",
+    "HistorySummary",
+    "LoadReport",
 ]
 
 CASE_COLUMNS = [
