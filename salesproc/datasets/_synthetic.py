@@ -74,7 +74,10 @@ regressions from Design on). There are no losses, only a small per-stage probabi
 ``closed <= target_date`` and ``late`` otherwise. Effect activities act on durations instead of
 losses: every later stage visit lasts ``duration_factor`` times as long (a factor below 1 shortens,
 direction ``+``; above 1 lengthens, direction ``-``). So for projects time in stage depends on the
-activities done earlier; ``median_days`` is the median for a case with none of them.
+activities done earlier; ``median_days`` is the median for a case with none of them. Nulls and
+decoys work as for deals, with one difference a reader must know: a project's lateness depends
+on the time it has already taken, so decoys (which mark time spent) predict lateness even under
+a landmark comparison; only a comparison of projects of similar elapsed time shows them null.
 """
 
 from __future__ import annotations
