@@ -18,6 +18,7 @@ from salesproc.errors import (
 )
 from salesproc.history import History, HistorySummary, LoadReport
 from salesproc.load import load_history
+from salesproc.plan import Goal, Plan, plan_backwards, plot_plan
 from salesproc.template import ProcessTemplate, diff_templates, load_template, save_template
 
 try:
@@ -26,12 +27,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Goal",
     "History",
     "HistorySummary",
     "InputError",
     "InvalidValueError",
     "LoadReport",
     "MissingColumnError",
+    "Plan",
     "ProcessTemplate",
     "SalesprocError",
     "__version__",
@@ -42,6 +45,8 @@ __all__ = [
     "load_sample_deals",
     "load_sample_projects",
     "load_template",
+    "plan_backwards",
+    "plot_plan",
     "save_template",
     "synthetic_history",
 ]
