@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from salesproc.backtest import BacktestResult, backtest, compare_templates
 from salesproc.datasets import load_sample_deals, load_sample_projects, synthetic_history
 from salesproc.derive import derive_template, directly_follows
 from salesproc.errors import (
@@ -19,6 +20,7 @@ from salesproc.errors import (
 from salesproc.history import History, HistorySummary, LoadReport
 from salesproc.load import load_history
 from salesproc.plan import Goal, Plan, plan_backwards, plot_plan
+from salesproc.review import DealReview, Review, review_deals
 from salesproc.template import ProcessTemplate, diff_templates, load_template, save_template
 
 try:
@@ -27,6 +29,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "BacktestResult",
+    "DealReview",
     "Goal",
     "History",
     "HistorySummary",
@@ -36,8 +40,11 @@ __all__ = [
     "MissingColumnError",
     "Plan",
     "ProcessTemplate",
+    "Review",
     "SalesprocError",
     "__version__",
+    "backtest",
+    "compare_templates",
     "derive_template",
     "diff_templates",
     "directly_follows",
@@ -47,6 +54,7 @@ __all__ = [
     "load_template",
     "plan_backwards",
     "plot_plan",
+    "review_deals",
     "save_template",
     "synthetic_history",
 ]

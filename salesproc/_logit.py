@@ -1,0 +1,118 @@
+"""A small, well-regularised logistic regression (IRLS in numpy) with cluster-robust intervals and
+Platt calibration on held-out folds. Used by deal review; no scikit-learn needed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from salesproc._stats import Z95
+
+__all__ = ["LogitFit", "fit_logit", "platt", "sigmoid"]
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=float)))
+
+
+@dataclass(frozen=True)
+class LogitFit:
+    """Coefficients on the original feature scale, their cluster-robust covariance and the fit's data."""
+
+    coef: np.ndarray  # (p,) including the intercept at position 0
+    cov: np.ndarray  # (p, p) sandwich covariance clustered by case
+    iterations: int
+    converged: bool
+
+    def linear(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X @ self.coef)
+
+    def se(self, X: np.ndarray) -> np.ndarray:
+        """Standard error of the linear predictor for each row of ``X``."""
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", X, self.cov, X), 0.0))
+
+
+def fit_logit(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    penalty: np.ndarray | float = 1.0,
+    cluster: np.ndarray | None = None,
+    max_iter: int = 50,
+    tol: float = 1e-7,
+) -> LogitFit:
+    """Ridge-penalised logistic regression by iteratively reweighted least squares.
+
+    ``X`` carries its intercept in column 0 (never penalised). ``penalty`` is the ridge weight per
+    column on a standardised scale (each column divided by its standard deviation), so one value
+    fits features of any unit. ``cluster`` (e.g. the case of each snapshot) gives the sandwich
+    covariance that respects repeated snapshots of one case.
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n, p = X.shape
+    sd = X.std(axis=0)
+    sd[0] = 1.0
+    sd[sd < 1e-12] = 1.0
+    Z = X / sd
+    lam = np.broadcast_to(np.asarray(penalty, dtype=float), (p,)).copy()
+    lam[0] = 0.0
+    L = np.diag(lam)
+    beta = np.zeros(p)
+    ybar = min(max(float(y.mean()) if n else 0.5, 1e-4), 1 - 1e-4)
+    beta[0] = np.log(ybar / (1 - ybar))
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
+        eta = Z @ beta
+        mu = sigmoid(eta)
+        w = np.maximum(mu * (1 - mu), 1e-9)
+        H = (Z * w[:, None]).T @ Z + L
+        g = Z.T @ (y - mu) - L @ beta
+        try:
+            step = np.linalg.solve(H, g)
+        except np.linalg.LinAlgError:
+            step = np.linalg.lstsq(H, g, rcond=None)[0]
+        beta = beta + step
+        if float(np.max(np.abs(step))) < tol:
+            converged = True
+            break
+    eta = Z @ beta
+    mu = sigmoid(eta)
+    w = np.maximum(mu * (1 - mu), 1e-9)
+    H = (Z * w[:, None]).T @ Z + L
+    Hinv = np.linalg.pinv(H)
+    scores = Z * (y - mu)[:, None]
+    if cluster is not None and n:
+        cl = np.asarray(cluster)
+        order = np.argsort(cl, kind="stable")
+        cs = cl[order]
+        starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
+        G = np.add.reduceat(scores[order], starts, axis=0)
+    else:
+        G = scores
+    meat = G.T @ G
+    cov_z = Hinv @ meat @ Hinv
+    coef = beta / sd
+    cov = cov_z / np.outer(sd, sd)
+    return LogitFit(coef=coef, cov=cov, iterations=it, converged=converged)
+
+
+def platt(eta: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt scaling ``p = sigmoid(a * eta + b)`` fitted on held-out linear predictors."""
+    X = np.column_stack([np.ones(len(eta)), np.asarray(eta, dtype=float)])
+    fit = fit_logit(X, y, penalty=0.0)
+    b, a = float(fit.coef[0]), float(fit.coef[1])
+    if not np.isfinite(a) or a <= 0:
+        return 1.0, 0.0
+    return a, b
+
+
+def interval(eta: np.ndarray, se: np.ndarray, a: float, b: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Calibrated probability and its 95% interval from a linear predictor and its standard error."""
+    return (
+        sigmoid(a * eta + b),
+        sigmoid(a * (eta - Z95 * se) + b),
+        sigmoid(a * (eta + Z95 * se) + b),
+    )
