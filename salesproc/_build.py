@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from salesproc.errors import InputError, InvalidValueError
+from salesproc.errors import InputError, InvalidValueError, ParameterError
 from salesproc.history import (
     CASE_COLUMNS,
     EVENT_COLUMNS,
@@ -311,7 +311,7 @@ def normalize_outcomes(
         user = {str(k): str(v) for k, v in outcome_values.items()}
         bad_targets = sorted(set(user.values()) - set(OUTCOMES))
         if bad_targets:
-            raise ValueError(
+            raise ParameterError(
                 f"The 'outcome_values' parameter must map labels to one of {OUTCOMES}. "
                 f"Got {bad_targets} instead."
             )
@@ -420,9 +420,9 @@ def build_history(
     (1, 6, 6)
     """
     if errors not in ("raise", "skip"):
-        raise ValueError(f"The 'errors' parameter must be 'raise' or 'skip'. Got {errors!r} instead.")
+        raise ParameterError(f"The 'errors' parameter must be 'raise' or 'skip'. Got {errors!r} instead.")
     if kind not in KINDS:
-        raise ValueError(f"The 'kind' parameter must be one of {KINDS}. Got {kind!r} instead.")
+        raise ParameterError(f"The 'kind' parameter must be one of {KINDS}. Got {kind!r} instead.")
     sk = skips or Skips(source=source, errors=errors)
     sk.notes.extend(notes)
     if column_names:
@@ -487,7 +487,7 @@ def build_history(
         term_map: dict[str, str] = {}
         for outc, names in outcome_events.items():
             if outc not in OUTCOMES:
-                raise ValueError(
+                raise ParameterError(
                     f"The 'outcome_events' parameter must map outcomes ({OUTCOMES}) to event names. "
                     f"Got key {outc!r} instead."
                 )

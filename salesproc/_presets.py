@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from salesproc.errors import ParameterError
+
 __all__ = ["PRESETS", "Preset", "detect_preset", "get_preset"]
 
 
@@ -205,7 +207,7 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(
+        raise ParameterError(
             f"The 'mapping' parameter must be a dict or one of the presets {sorted(PRESETS)}. "
             f"Got {name!r} instead."
         ) from None

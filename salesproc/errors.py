@@ -18,6 +18,7 @@ __all__ = [
     "MissingColumnError",
     "MissingDependencyError",
     "OverwriteError",
+    "ParameterError",
     "PlanError",
     "ReportTemplateError",
     "SalesprocError",
@@ -108,6 +109,11 @@ class InvalidValueError(InputError):
         super().__init__(
             f"{where}, column {column!r}: found {value!r}, expected {expected}{more}. Fix: {fix}"
         )
+
+
+class ParameterError(SalesprocError, ValueError):
+    """A parameter has a value salesproc cannot use: the message says which, what it must be, and
+    what it got (``The 'errors' parameter must be 'raise' or 'skip'. Got 'ignore' instead.``)."""
 
 
 class TemplateError(SalesprocError, ValueError):

@@ -30,7 +30,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from salesproc.errors import InputError, OverwriteError
+from salesproc.errors import InputError, OverwriteError, ParameterError
 
 __all__ = [
     "CASE_COLUMNS",
@@ -322,7 +322,7 @@ class History:
         """The history restricted to the cases where ``mask`` (aligned with ``cases``) is true."""
         m = np.asarray(mask, dtype=bool)
         if m.shape != (len(self._cases),):
-            raise ValueError(
+            raise ParameterError(
                 f"The 'mask' parameter of History.select must have one entry per case "
                 f"({len(self._cases)}). Got shape {m.shape} instead."
             )
@@ -359,7 +359,7 @@ class History:
         lo = _ts(start, "start")
         hi = _ts(end, "end")
         if by not in ("created", "closed", "active"):
-            raise ValueError(
+            raise ParameterError(
                 f"The 'by' parameter of History.filter must be 'created', 'closed' or 'active'. "
                 f"Got {by!r} instead."
             )
@@ -457,7 +457,7 @@ def _ts(value: Any, name: str) -> pd.Timestamp | None:
     try:
         t = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
-        raise ValueError(
+        raise ParameterError(
             f"The {name!r} parameter must be a date or timestamp. Got {value!r} instead."
         ) from exc
     if t.tzinfo is None:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from salesproc._build import Errors, MilestoneRule, build_history
 from salesproc._presets import Preset, detect_preset, get_preset
-from salesproc.errors import EmptyInputError, EncodingError, InputError, MissingColumnError
+from salesproc.errors import EmptyInputError, EncodingError, InputError, MissingColumnError, ParameterError
 from salesproc.history import History
 
 __all__ = ["load_history", "read_table"]
@@ -193,7 +193,7 @@ def resolve_mapping(
         # a preset's optional columns may be absent from a given export
         return {k: v for k, v in preset.mapping.items() if v in present or k in required}, preset
     if not isinstance(mapping, Mapping):
-        raise ValueError(
+        raise ParameterError(
             f"The 'mapping' parameter must be a dict or a preset name. Got {type(mapping).__name__} instead."
         )
     return {str(k): str(v) for k, v in mapping.items()}, None

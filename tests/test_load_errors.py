@@ -17,6 +17,7 @@ from salesproc.errors import (
     EncodingError,
     InvalidValueError,
     MissingColumnError,
+    ParameterError,
     SalesprocError,
 )
 
@@ -181,10 +182,21 @@ def test_skip_counts_each_reason_and_keeps_the_books_balanced(tmp_path: Path) ->
     assert "skipped 2: unknown outcome value" in str(s)
 
 
-def test_errors_parameter_is_validated() -> None:
-    df = pd.DataFrame({"case_id": ["A"], "name": ["x"], "timestamp": ["2024-01-01"]})
-    with pytest.raises(ValueError, match=parts("'errors' parameter", "'raise' or 'skip'", "'ignore'")):
-        salesproc.load_history(df, errors="ignore")  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"errors": "ignore"}, ("The 'errors' parameter must be 'raise' or 'skip'", "Got 'ignore' instead")),
+        ({"kind": "lead"}, ("The 'kind' parameter must be one of ['deal', 'project']", "Got 'lead' instead")),
+        ({"mapping": "no-such-preset"}, ("The 'mapping' parameter must be", "presets", "Got 'no-such-preset'")),
+        ({"outcome_values": {"W": "winner"}}, ("The 'outcome_values' parameter", "Got ['winner'] instead")),
+        ({"outcome_events": {"victory": ["x"]}}, ("The 'outcome_events' parameter", "Got key 'victory'")),
+    ],
+)
+def test_bad_parameters_are_parameter_errors(kwargs: dict, message: tuple[str, ...]) -> None:
+    df = pd.DataFrame({"case_id": ["A"], "name": ["x"], "timestamp": ["2024-01-01"], "outcome": ["W"]})
+    with pytest.raises(ParameterError, match=parts(*message)) as info:
+        salesproc.load_history(df, **kwargs)
+    assert isinstance(info.value, SalesprocError) and isinstance(info.value, ValueError)
 
 
 # --- property: the books always balance --------------------------------------------------------
