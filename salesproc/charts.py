@@ -13,7 +13,16 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["plot_calibration", "plot_risk_amount", "plot_stage_ageing"]
+__all__ = [
+    "plot_activity_effects",
+    "plot_calibration",
+    "plot_cycle_time",
+    "plot_funnel",
+    "plot_outcomes",
+    "plot_risk_amount",
+    "plot_stage_ageing",
+    "plot_time_in_milestone",
+]
 
 _RED = "#c0392b"
 _GREY = "#7f8c8d"
@@ -165,4 +174,211 @@ def plot_calibration(result: Any, ax: Axes | None = None, *, baseline: bool = Tr
     ax.set_ylabel("observed rate")
     ax.set_title("Calibration")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return ax
+
+
+# --- history and template charts (the workshop's "learn from your history") --------------------------
+
+_GREEN = "#27ae60"
+_LIGHT_GREEN = "#8fd19e"
+_OUTCOME_COLOURS = {
+    "won": _GREEN, "on_time": _GREEN, "lost": _RED, "failed": _RED, "late": _ORANGE, "open": "#bdc3c7",
+}
+_REQUIREMENT_COLOURS = {"required": _GREEN, "recommended": _LIGHT_GREEN, "warning": _RED, "none": _GREY}
+
+
+def plot_outcomes(history: Any, ax: Axes | None = None, *, freq: str = "QE") -> Axes:
+    """Cases opened per period (``freq``: ``"QE"`` quarters, ``"ME"`` months), stacked by outcome,
+    with the success rate of the closed ones above each bar.
+
+    Examples
+    --------
+    >>> import salesproc
+    >>> from salesproc.charts import plot_outcomes
+    >>> ax = plot_outcomes(salesproc.load_sample_deals())
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['won', 'lost', 'open']
+    """
+    c = history.cases
+    ax = _axes(ax, (7.0, 3.6))
+    kinds = c["kind"].astype(str).unique().tolist()
+    order = ["won", "lost", "open"] if kinds == ["deal"] else ["won", "on_time", "late", "lost", "failed", "open"]
+    created = c["created"].dt.tz_convert(None)
+    period = created.dt.to_period(freq.rstrip("E") if freq.endswith("E") else freq)
+    table = pd.crosstab(period, c["outcome"].astype(str)).sort_index()
+    order = [o for o in order if o in table.columns]
+    labels = [str(p) for p in table.index]
+    x = np.arange(len(labels))
+    bottom = np.zeros(len(labels))
+    for o in order:
+        v = table[o].to_numpy(dtype=float)
+        ax.bar(x, v, bottom=bottom, color=_OUTCOME_COLOURS.get(o, _BLUE), label=o.replace("_", " "), width=0.75)
+        bottom += v
+    ok = table[[o for o in ("won", "on_time") if o in table.columns]].sum(axis=1).to_numpy(dtype=float)
+    closed = table[[o for o in order if o != "open"]].sum(axis=1).to_numpy(dtype=float)
+    for xi, top, k, n in zip(x, bottom, ok, closed):
+        if n > 0:
+            ax.annotate(f"{k / n:.0%}", (xi, top), ha="center", va="bottom", fontsize=8, xytext=(0, 2),
+                        textcoords="offset points")
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, rotation=45 if len(labels) > 8 else 0, ha="right" if len(labels) > 8 else "center")
+    unit = "deals" if kinds == ["deal"] else "cases"
+    ax.set_ylabel(f"{unit} opened")
+    ax.set_ylim(0, float(bottom.max()) * 1.15 if len(bottom) else 1.0)
+    ax.set_title(f"Outcomes by when the {unit} were opened (%: success among the closed ones)", fontsize=10)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return ax
+
+
+def plot_cycle_time(history: Any, ax: Axes | None = None, *, bins: int = 30) -> Axes:
+    """How long closed cases took from opening to close, successes against failures, with the
+    successes' median (p50) and 80th percentile (p80) marked: what a realistic target date allows.
+
+    Examples
+    --------
+    >>> import salesproc
+    >>> from salesproc.charts import plot_cycle_time
+    >>> ax = plot_cycle_time(salesproc.load_sample_deals())
+    >>> ax.get_xlabel()
+    'days from opened to closed'
+    """
+    c = history.cases
+    ax = _axes(ax, (7.0, 3.4))
+    days = ((c["closed"] - c["created"]).dt.total_seconds() / 86_400).to_numpy(dtype=float)
+    status = c["status"].astype(str).to_numpy()
+    ok = np.isfinite(days)
+    top = float(np.nanmax(days[ok])) if ok.any() else 1.0
+    edges = np.linspace(0, max(top, 1.0), bins + 1)
+    for st, colour, label in (("success", _GREEN, "success"), ("failure", _RED, "failure")):
+        sel = ok & (status == st)
+        if sel.any():
+            ax.hist(days[sel], bins=edges, histtype="stepfilled", alpha=0.35, color=colour,
+                    label=f"{label} ({int(sel.sum()):,})")
+    won = days[ok & (status == "success")]
+    if len(won):
+        for q, style in ((0.5, "-"), (0.8, "--")):
+            v = float(np.quantile(won, q))
+            ax.axvline(v, color=_GREEN, ls=style, lw=1.5)
+            ax.annotate(f"p{int(q * 100)} {v:.0f} d", (v, 1), xycoords=("data", "axes fraction"), fontsize=8,
+                        xytext=(3, -12), textcoords="offset points")
+    ax.set_xlabel("days from opened to closed")
+    ax.set_ylabel("cases")
+    ax.set_title("Cycle time of closed cases")
+    ax.legend(frameon=False, fontsize=8, loc="upper right")
+    return ax
+
+
+def plot_funnel(template: Any, ax: Axes | None = None) -> Axes:
+    """The funnel: cases that reached each milestone (in process order), with the share that moved on
+    to a later milestone and the share of closed ones that ended in success from there.
+
+    Examples
+    --------
+    >>> import salesproc
+    >>> from salesproc.charts import plot_funnel
+    >>> ax = plot_funnel(salesproc.derive_template(salesproc.load_sample_deals()))
+    >>> [t.get_text() for t in ax.get_yticklabels()]
+    ['Qualify', 'Discovery', 'Solution', 'Proposal', 'Negotiation']
+    """
+    ms = sorted(template.milestones, key=lambda m: m.order)
+    ax = _axes(ax, (7.0, 0.5 * max(len(ms), 2) + 1.2))
+    reached = np.array([m.evidence.reached for m in ms], dtype=float)
+    y = np.arange(len(ms))
+    top = float(reached.max()) if len(reached) else 1.0
+    ax.barh(y, reached, left=(top - reached) / 2, color=_BLUE, alpha=0.8, height=0.7)
+    for yi, m, r in zip(y, ms, reached):
+        ev = m.evidence
+        parts = [f"{int(r):,}"]
+        if ev.to_next is not None and ev.to_next.rate is not None:
+            parts.append(f"{ev.to_next.rate:.0%} moved on")
+        if ev.to_success is not None and ev.to_success.rate is not None:
+            parts.append(f"{ev.to_success.rate:.0%} {template.success.replace('_', ' ')}")
+        ax.annotate(" · ".join(parts), ((top + r) / 2, yi), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize=8)
+    ax.set_yticks(y)
+    ax.set_yticklabels([m.name for m in ms])
+    ax.invert_yaxis()
+    ax.set_xlim(0, top * 1.6)
+    ax.set_xticks([])
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    ax.set_title("Funnel: cases that reached each milestone")
+    return ax
+
+
+def plot_time_in_milestone(template: Any, ax: Axes | None = None) -> Axes:
+    """Time in each milestone: p50 (dark bar, with its 95% interval) and p80 (light bar), censoring-aware;
+    an ``x`` marks the p50 one would get by dropping the cases still open (the bias avoided).
+
+    Examples
+    --------
+    >>> import salesproc
+    >>> from salesproc.charts import plot_time_in_milestone
+    >>> ax = plot_time_in_milestone(salesproc.derive_template(salesproc.load_sample_deals()))
+    >>> ax.get_xlabel()
+    'days in milestone'
+    """
+    ms = sorted(template.milestones, key=lambda m: m.order)
+    ax = _axes(ax, (7.0, 0.5 * max(len(ms), 2) + 1.4))
+    y = np.arange(len(ms))
+    p50 = np.array([np.nan if m.p50_days is None else m.p50_days for m in ms], dtype=float)
+    p80 = np.array([np.nan if m.p80_days is None else m.p80_days for m in ms], dtype=float)
+    ax.barh(y, np.nan_to_num(p80), color=_BLUE, alpha=0.3, height=0.6, label="p80")
+    ax.barh(y, np.nan_to_num(p50), color=_BLUE, alpha=0.9, height=0.6, label="p50")
+    for yi, m in zip(y, ms):
+        lo, hi = m.evidence.duration.p50_ci
+        if lo is not None and hi is not None and m.p50_days is not None:
+            ax.plot([lo, hi], [yi, yi], color="black", lw=1)
+        naive = m.evidence.duration.naive_p50
+        if naive is not None:
+            ax.plot([naive], [yi], marker="x", color=_RED, ms=6, lw=0)
+        if m.p80_days is not None:
+            ax.annotate(f"{m.p50_days or 0:.0f}–{m.p80_days:.0f} d", (m.p80_days, yi), xytext=(4, 0),
+                        textcoords="offset points", va="center", fontsize=8)
+    ax.plot([], [], marker="x", color=_RED, lw=0, label="p50 dropping open cases")
+    ax.set_yticks(y)
+    ax.set_yticklabels([m.name for m in ms])
+    ax.invert_yaxis()
+    finite = p80[np.isfinite(p80)]
+    ax.set_xlim(0, float(finite.max()) * 1.2 if len(finite) else 1.0)
+    ax.set_xlabel("days in milestone")
+    ax.set_title("Time in milestone (honest about deals still open)")
+    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_activity_effects(template: Any, ax: Axes | None = None, *, top: int = 12) -> Axes:
+    """What separates wins from losses: for each tested activity, the difference in success rate
+    between cases that did it before the milestone and those that did not, with its 95% interval.
+    Colours give the template's verdict (required, recommended, warning sign, no clear effect).
+
+    Examples
+    --------
+    >>> import salesproc
+    >>> from salesproc.charts import plot_activity_effects
+    >>> ax = plot_activity_effects(salesproc.derive_template(salesproc.load_sample_deals()), top=3)
+    >>> len(ax.get_yticklabels())
+    3
+    """
+    acts = [a for a in template.activities if a.evidence is not None and a.evidence.risk_difference is not None]
+    acts.sort(key=lambda a: -abs(a.evidence.risk_difference))
+    acts = sorted(acts[:top], key=lambda a: a.evidence.risk_difference)
+    ax = _axes(ax, (7.0, 0.38 * max(len(acts), 2) + 1.4))
+    y = np.arange(len(acts))
+    for yi, a in zip(y, acts):
+        e = a.evidence
+        colour = _REQUIREMENT_COLOURS.get(a.requirement, _GREY)
+        lo, hi = e.ci
+        if lo is not None and hi is not None:
+            ax.plot([lo, hi], [yi, yi], color=colour, lw=2)
+        ax.plot([e.risk_difference], [yi], marker="o", color=colour, ms=6)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{a.name} (by {a.evidence.milestone})" for a in acts])
+    for label, colour in _REQUIREMENT_COLOURS.items():
+        ax.plot([], [], marker="o", color=colour, lw=2, label="no clear effect" if label == "none" else label)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_xlabel("success rate with minus without the activity (95% interval)")
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:+.0%}")
+    ax.set_title("What separates wins from losses")
     return ax
