@@ -252,7 +252,7 @@ def plot_cycle_time(history: Any, ax: Axes | None = None, *, bins: int = 30) -> 
     for st, colour, label in (("success", _GREEN, "success"), ("failure", _RED, "failure")):
         sel = ok & (status == st)
         if sel.any():
-            ax.hist(days[sel], bins=edges, histtype="stepfilled", alpha=0.35, color=colour,
+            ax.hist(days[sel], bins=edges.tolist(), histtype="stepfilled", alpha=0.35, color=colour,
                     label=f"{label} ({int(sel.sum()):,})")
     won = days[ok & (status == "success")]
     if len(won):
