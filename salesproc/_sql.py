@@ -21,7 +21,13 @@ import numpy as np
 import pandas as pd
 
 from salesproc._build import CASE_LEVEL, Errors, MilestoneRule, build_history
-from salesproc.errors import EmptyInputError, InputError, MissingColumnError, MissingDependencyError
+from salesproc.errors import (
+    EmptyInputError,
+    InputError,
+    MissingColumnError,
+    MissingDependencyError,
+    ParameterError,
+)
 from salesproc.history import History
 from salesproc.load import REQUIRED_EVENT_COLUMNS, apply_mapping, resolve_mapping, suggest_mapping
 
@@ -68,7 +74,7 @@ class _Database:
     def check_table(self, table: object, parameter: str) -> str:
         """The table's name as the database knows it; a clear error listing the tables if absent."""
         if not isinstance(table, str) or not table.strip():
-            raise ValueError(
+            raise ParameterError(
                 f"The {parameter!r} parameter of load_history must be a table name (str). "
                 f"Got {table!r} instead."
             )
@@ -202,7 +208,7 @@ def _connect(source: Any) -> Iterator[_Database]:
             yield _SqlAlchemyDatabase(conn, label)
         return
     if not isinstance(source, (str, sa.engine.URL)):
-        raise ValueError(
+        raise ParameterError(
             "The 'source' parameter of load_history must be a file, a DataFrame, a SQLAlchemy URL, "
             f"Engine or Connection, or a sqlite3 connection. Got {type(source).__name__} instead."
         )
@@ -348,16 +354,16 @@ def read_sql_history(
     """
     if (query is None) == (table is None):
         if query is None:
-            raise ValueError(
+            raise ParameterError(
                 "The 'query' parameter of load_history must be a SQL query when the source is a "
                 "database (or give 'table' instead). Got None instead."
             )
-        raise ValueError(
+        raise ParameterError(
             "The 'query' and 'table' parameters of load_history are exclusive: give one of them. "
             "Got both instead."
         )
     if query is not None and (not isinstance(query, str) or not query.strip()):
-        raise ValueError(
+        raise ParameterError(
             f"The 'query' parameter of load_history must be a SQL query (a non-empty str). Got {query!r} instead."
         )
     with _connect(source) as db:
@@ -388,7 +394,7 @@ def read_sql_history(
     cols, preset = resolve_mapping(mapping, columns)
     if preset is not None and preset.shape != "events":
         if cases is not None:
-            raise ValueError(
+            raise ParameterError(
                 f"The 'cases_table' parameter of load_history works with event rows; the preset "
                 f"{preset.name!r} reads {preset.shape} rows. Got {cases_table!r} instead."
             )

@@ -34,7 +34,13 @@ import pandas as pd
 
 from salesproc._build import CASE_LEVEL, Errors, MilestoneRule, Skips, build_history, parse_timestamps
 from salesproc._presets import get_preset
-from salesproc.errors import EmptyInputError, InvalidValueError, MalformedFileError, MissingColumnError
+from salesproc.errors import (
+    EmptyInputError,
+    InvalidValueError,
+    MalformedFileError,
+    MissingColumnError,
+    ParameterError,
+)
 from salesproc.history import History
 
 __all__ = ["read_xes"]
@@ -337,7 +343,7 @@ def _lifecycle_set(lifecycle: str | Iterable[str] | None) -> set[str] | None:
     try:
         values = {str(v).strip().lower() for v in lifecycle}
     except TypeError:
-        raise ValueError(
+        raise ParameterError(
             "The 'lifecycle' parameter of load_history must be a transition such as 'complete', a list "
             f"of transitions, or None (keep all). Got {type(lifecycle).__name__} instead."
         ) from None
@@ -363,7 +369,7 @@ def _resolve(
     elif isinstance(mapping, str):
         preset = get_preset(mapping)
         if preset.shape != "events":
-            raise ValueError(
+            raise ParameterError(
                 f"The 'mapping' parameter of load_history must be an events preset for an XES log; "
                 f"{preset.name!r} describes {preset.shape} tables. Got {mapping!r} instead."
             )
@@ -373,7 +379,7 @@ def _resolve(
     elif isinstance(mapping, Mapping):
         user = {str(k): str(v) for k, v in mapping.items()}
     else:
-        raise ValueError(
+        raise ParameterError(
             "The 'mapping' parameter of load_history must be a dict or a preset name. "
             f"Got {type(mapping).__name__} instead."
         )

@@ -20,6 +20,7 @@ from salesproc.errors import (
     InputError,
     InvalidValueError,
     MissingColumnError,
+    ParameterError,
     SalesprocError,
 )
 
@@ -198,15 +199,15 @@ def test_the_receipt_log_from_a_database_matches_its_csv(shared_data: Path, tmp_
 
 def test_exactly_one_of_query_and_table(crm: Path) -> None:
     url = f"sqlite:///{crm}"
-    with pytest.raises(ValueError, match=parts(
+    with pytest.raises(ParameterError, match=parts(
         "The 'query' parameter of load_history must be a SQL query", "Got None instead.",
     )):
         salesproc.load_history(url, mapping=MAPPING)
-    with pytest.raises(ValueError, match=parts(
+    with pytest.raises(ParameterError, match=parts(
         "The 'query' and 'table' parameters of load_history are exclusive", "Got both instead.",
     )):
         salesproc.load_history(url, table="deal_events", query="SELECT * FROM deal_events", mapping=MAPPING)
-    with pytest.raises(ValueError, match=r"The 'query' parameter of load_history must be a SQL query \(a non-empty str\)\. Got '  ' instead"):
+    with pytest.raises(ParameterError, match=r"The 'query' parameter of load_history must be a SQL query \(a non-empty str\)\. Got '  ' instead"):
         salesproc.load_history(url, query="  ", mapping=MAPPING)
 
 

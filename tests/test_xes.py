@@ -21,6 +21,7 @@ from salesproc.errors import (
     InvalidValueError,
     MalformedFileError,
     MissingColumnError,
+    ParameterError,
     SalesprocError,
 )
 
@@ -510,9 +511,9 @@ def test_files_that_are_no_event_log(
 
 def test_parameter_errors_use_the_load_history_wording(tmp_path: Path) -> None:
     p = write(tmp_path, "lc.xes", LIFECYCLE_LOG)
-    with pytest.raises(ValueError, match=r"The 'lifecycle' parameter of load_history must be .* Got int instead"):
+    with pytest.raises(ParameterError, match=r"The 'lifecycle' parameter of load_history must be .* Got int instead"):
         salesproc.load_history(p, lifecycle=3)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"The 'mapping' parameter of load_history must be .* Got list instead"):
+    with pytest.raises(ParameterError, match=r"The 'mapping' parameter of load_history must be .* Got list instead"):
         read_xes(p, mapping=["case_id"])  # type: ignore[arg-type]
 
 
