@@ -39,7 +39,7 @@ from salesproc.errors import TemplateError
 from salesproc.history import History, _ts
 from salesproc.template import ProcessTemplate, load_template, save_template
 
-__all__ = ["Workshop", "open_workshop", "suggest_target_date"]
+__all__ = ["Workshop", "backtest_versions", "open_workshop", "suggest_target_date"]
 
 TEMPLATE_FILE = "process.yaml"
 
@@ -87,12 +87,17 @@ class Workshop:
         """Load ``source`` (``None``: the sample deals) and keep it as the workshop's history.
 
         ``mapping`` and ``options`` go to :func:`salesproc.load_history`. The working copy in
-        ``history/`` is replaced (your source file is never touched).
+        ``history/`` is replaced (your source file is never touched); going back to the sample deals
+        removes it.
         """
         if source is None:
+            import shutil
+
             from salesproc.datasets import load_sample_deals
 
-            h = load_sample_deals()
+            if self.history_dir.exists():
+                shutil.rmtree(self.history_dir)
+            return load_sample_deals()
         else:
             from salesproc.load import load_history
 
@@ -225,3 +230,53 @@ def suggest_target_date(template: ProcessTemplate, as_of: Any, *, level: str = "
     if days is None:
         days = sum((getattr(m, f"{level}_days") or 0.0) for m in template.milestones)
     return (t + pd.Timedelta(days=float(days))).ceil("D")
+
+
+def backtest_versions(
+    history: History,
+    templates: Mapping[str, ProcessTemplate],
+    *,
+    cutoff: Any,
+    refit: bool = True,
+) -> pd.DataFrame:
+    """Score template versions on the same past deals: one row per version (AUC, Brier, ECE).
+
+    Each template reviews the deals open at ``cutoff`` (:func:`salesproc.backtest.backtest`). With
+    ``refit`` (the default) each is first re-derived from what was known at the cutoff, keeping the
+    fields the team edited (``derive_template(..., previous=template)``), so no version profits from
+    knowing the outcomes it is scored on. Re-deriving keeps the data's milestones: a renamed or merged
+    milestone is scored under the CRM's names.
+
+    Examples
+    --------
+    >>> import salesproc
+    >>> from salesproc.edit import reject_activity
+    >>> h = salesproc.load_sample_deals()
+    >>> v1 = salesproc.derive_template(h)
+    >>> v2 = reject_activity(v1, v1.critical_activities[0].name)
+    >>> table = backtest_versions(h, {"v1": v1, "v2": v2}, cutoff="2023-10-01")
+    >>> table["version"].tolist(), bool(table["auc"].between(0, 1).all())
+    (['v1', 'v2'], True)
+    """
+    from salesproc.backtest import backtest
+    from salesproc.derive import derive_template
+
+    t_cut = _ts(cutoff, "cutoff")
+    rows = []
+    for name, tpl in templates.items():
+        t = derive_template(history, as_of=t_cut, previous=tpl) if refit else tpl
+        bt = backtest(history, cutoff=t_cut, template=t, baseline=False)
+        m = bt.metrics
+        rows.append({
+            "version": name,
+            "milestones": len(t.milestones),
+            "critical_activities": len(t.critical_activities),
+            "deals": m.n,
+            "won": m.successes,
+            "auc": m.auc,
+            "auc_low": m.auc_ci[0],
+            "auc_high": m.auc_ci[1],
+            "brier": m.brier,
+            "ece": m.ece,
+        })
+    return pd.DataFrame(rows)

@@ -80,3 +80,28 @@ def test_suggest_target_date() -> None:
     no_cycle = ProcessTemplate(milestones=[Milestone(name="A", order=1, p80_days=3.0),
                                            Milestone(name="B", order=2, p80_days=4.5)])
     assert suggest_target_date(no_cycle, "2024-01-01") == pd.Timestamp("2024-01-09", tz="UTC")  # 7.5 days, up
+
+
+def test_backtest_versions_refits_at_the_cutoff_and_keeps_edits() -> None:
+    from salesproc.backtest import backtest
+    from salesproc.derive import derive_template
+    from salesproc.edit import reject_activity
+    from salesproc.workshop import backtest_versions
+
+    h = load_sample_deals()
+    at_cut = derive_template(h, as_of="2023-10-01")
+    assert at_cut.critical_activities  # the data flag something at the cutoff
+    gone = at_cut.critical_activities[0].name
+    full = derive_template(h)
+    edited = reject_activity(full, gone)
+    table = backtest_versions(h, {"data": full, "team": edited}, cutoff="2023-10-01")
+    assert table["version"].tolist() == ["data", "team"]
+    assert table["critical_activities"].tolist() == [len(at_cut.critical_activities),
+                                                     len(at_cut.critical_activities) - 1]
+    # the 'data' row is exactly the backtest of the template derived at the cutoff
+    bt = backtest(h, cutoff="2023-10-01", template=at_cut, baseline=False)
+    row = table.iloc[0]
+    assert (row["deals"], row["auc"], row["brier"]) == (bt.metrics.n, bt.auc, bt.brier)
+    # without refitting, the templates are scored as given
+    raw = backtest_versions(h, {"data": full}, cutoff="2023-10-01", refit=False)
+    assert raw["critical_activities"].tolist() == [len(full.critical_activities)]
