@@ -244,6 +244,30 @@ def check_dates(
     return keep
 
 
+def check_reading_parameters(*, tz: str = "UTC", decimal: str | None = ".", date_format: str | None = None) -> None:
+    """Raise :class:`~salesproc.errors.ParameterError` for a time zone, decimal mark or date format
+    that cannot be used, before any row is read."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ParameterError(
+            "The 'tz' parameter must be an IANA time zone name such as 'UTC' or 'Europe/Amsterdam'. "
+            f"Got {tz!r} instead."
+        ) from None
+    if decimal is not None and decimal not in (".", ","):
+        raise ParameterError(f"The 'decimal' parameter must be '.' or ','. Got {decimal!r} instead.")
+    if date_format is not None:
+        try:
+            pd.to_datetime(pd.Series(["2024-01-31"]), format=date_format, errors="coerce")
+        except (ValueError, TypeError) as exc:
+            raise ParameterError(
+                "The 'date_format' parameter must be a strftime format such as '%d.%m.%Y'. "
+                f"Got {date_format!r} instead ({exc})."
+            ) from None
+
+
 def parse_amounts(values: pd.Series, *, decimal: str = ".") -> pd.Series:
     """Numbers, also from European text such as ``1.234,50`` when ``decimal=','``."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
@@ -270,7 +294,13 @@ def milestone_matcher(rule: MilestoneRule) -> Callable[[pd.Series], np.ndarray] 
         pat = rule
         return lambda names: names.astype("str").str.match(pat).to_numpy(dtype=bool)
     if isinstance(rule, str):
-        pat = re.compile(rule)
+        try:
+            pat = re.compile(rule)
+        except re.error as exc:
+            raise ParameterError(
+                f"The 'milestones' parameter must be a regular expression, a list of names or a callable. "
+                f"Got {rule!r} instead, which is not a valid regular expression ({exc})."
+            ) from None
         return lambda names: names.astype("str").str.match(pat).to_numpy(dtype=bool)
     if callable(rule):
         fn = rule
@@ -282,6 +312,11 @@ def milestone_matcher(rule: MilestoneRule) -> Callable[[pd.Series], np.ndarray] 
             return np.where(codes >= 0, hits[np.maximum(codes, 0)] if len(hits) else False, False)
 
         return by_call
+    if not isinstance(rule, Iterable):
+        raise ParameterError(
+            "The 'milestones' parameter must be a regular expression, a list of names or a callable. "
+            f"Got {type(rule).__name__} instead."
+        )
     wanted = {str(x) for x in rule}
     return lambda names: names.astype("str").isin(wanted).to_numpy(dtype=bool)
 
@@ -423,6 +458,7 @@ def build_history(
         raise ParameterError(f"The 'errors' parameter must be 'raise' or 'skip'. Got {errors!r} instead.")
     if kind not in KINDS:
         raise ParameterError(f"The 'kind' parameter must be one of {KINDS}. Got {kind!r} instead.")
+    check_reading_parameters(tz=tz, decimal=decimal, date_format=date_format)
     sk = skips or Skips(source=source, errors=errors)
     sk.notes.extend(notes)
     if column_names:

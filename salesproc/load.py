@@ -10,16 +10,25 @@ from __future__ import annotations
 import codecs
 import io
 import re
+import zipfile
 from collections.abc import Iterable, Mapping
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from salesproc._build import Errors, MilestoneRule, build_history
+from salesproc._build import Errors, MilestoneRule, build_history, check_reading_parameters
 from salesproc._presets import Preset, detect_preset, get_preset
-from salesproc.errors import EmptyInputError, EncodingError, InputError, MissingColumnError, ParameterError
+from salesproc.errors import (
+    EmptyInputError,
+    EncodingError,
+    InputError,
+    MalformedFileError,
+    MissingColumnError,
+    ParameterError,
+)
 from salesproc.history import History
 
 __all__ = ["load_history", "read_table"]
@@ -134,6 +143,7 @@ def load_history(
     )
     if isinstance(source, History):
         return source
+    check_reading_parameters(tz=tz, decimal=decimal, date_format=date_format)
     if _is_sql(source):
         from salesproc._sql import read_sql_history
 
@@ -149,6 +159,11 @@ def load_history(
             data, "<stream>", encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal
         )
         return _from_table(df, mapping, "<stream>", build_opts, decimal or dec)
+    if not isinstance(source, (str, PathLike)):
+        raise ParameterError(
+            "The 'source' parameter of load_history must be a path, a DataFrame, an open file, a SQL "
+            f"URL or engine, or a History. Got {type(source).__name__} instead."
+        )
     path = Path(source)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder. Fix: check the path (working folder: {Path.cwd()}).")
@@ -300,6 +315,13 @@ def _from_table(
 ) -> History:
     if len(df) == 0:
         raise EmptyInputError(f"{source}: the table has a header but no rows. Fix: export the data again.")
+    names = pd.Index([str(c) for c in df.columns])
+    if names.has_duplicates:
+        twice = names[names.duplicated()][0]
+        raise InputError(
+            f"{source}: the column {twice!r} appears {int((names == twice).sum())} times in the header. "
+            "Fix: rename the repeats so that each column name is unique."
+        )
     cols, preset = resolve_mapping(mapping, [str(c) for c in df.columns])
     shape = preset.shape if preset else "events"
     popts = {k: v for k, v in (preset.options if preset else {}).items() if k != "required"}
@@ -342,17 +364,18 @@ def read_table(
     if path.stat().st_size == 0:
         raise EmptyInputError(f"{path}: the file is empty (0 bytes). Fix: export the data again.")
     if suffix in (".parquet", ".pq"):
-        df = pd.read_parquet(path)
+        try:
+            df = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise MalformedFileError(
+                f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]}). "
+                "Fix: write it again (e.g. DataFrame.to_parquet), or give the CSV export instead."
+            ) from None
         if len(df) == 0:
             raise EmptyInputError(f"{path}: the file holds no rows.")
         return df, "."
     if suffix in (".xlsx", ".xlsm", ".xls"):
-        try:
-            frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype=object)
-        except ImportError as exc:  # pragma: no cover - openpyxl is a core dependency
-            raise InputError(f"{path}: reading Excel needs openpyxl: pip install openpyxl") from exc
-        except ValueError as exc:
-            raise InputError(f"{path}: {exc}. Fix: pass sheet=<name or number>.") from exc
+        frame = _read_excel(path, sheet)
         frame = _drop_blank_rows(frame.infer_objects())
         if len(frame) == 0:
             raise EmptyInputError(
@@ -364,6 +387,40 @@ def read_table(
     return _read_csv_bytes(
         data, str(path), encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal
     )
+
+
+def _read_excel(path: Path, sheet: str | int | None) -> pd.DataFrame:
+    """One sheet as text-and-dates cells; damaged or mislabelled files and absent sheets say so."""
+    if path.suffix.lower() == ".xls":
+        try:
+            import xlrd  # noqa: F401
+        except ImportError:
+            raise InputError(
+                f"{path}: old-style .xls workbooks need the xlrd package. "
+                "Fix: save the workbook as .xlsx in Excel, or pip install xlrd."
+            ) from None
+    elif not zipfile.is_zipfile(path):
+        raise MalformedFileError(
+            f"{path}: not an Excel .xlsx workbook (it is not a zip archive; perhaps a CSV or an old .xls "
+            "renamed). Fix: open it in Excel and save it as .xlsx, or give it its real extension."
+        )
+    try:
+        book = pd.ExcelFile(path)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise MalformedFileError(
+            f"{path}: the workbook cannot be read ({exc}). Fix: open it in Excel and save it again."
+        ) from None
+    with book:
+        sheets = [str(n) for n in book.sheet_names]
+        wanted: str | int = 0 if sheet is None else sheet
+        if (isinstance(wanted, int) and not 0 <= wanted < len(sheets)) or (
+            isinstance(wanted, str) and wanted not in sheets
+        ):
+            raise InputError(
+                f"{path}: no sheet {wanted!r}. Sheets: {', '.join(repr(n) for n in sheets)}. "
+                f"Fix: pass sheet=<one of those names, or its number from 0>."
+            )
+        return pd.read_excel(book, sheet_name=wanted, dtype=object)
 
 
 def _read_csv_bytes(

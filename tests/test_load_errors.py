@@ -15,7 +15,9 @@ import salesproc
 from salesproc.errors import (
     EmptyInputError,
     EncodingError,
+    InputError,
     InvalidValueError,
+    MalformedFileError,
     MissingColumnError,
     ParameterError,
     SalesprocError,
@@ -336,3 +338,59 @@ def test_bytes_that_are_not_the_given_encoding_name_row_and_byte(tmp_path: Path)
         salesproc.load_history(p, encoding="cp1252")
     with pytest.raises(EncodingError, match=parts("odd.csv", "'klingon' is not a text encoding", "Fix:")):
         salesproc.load_history(p, encoding="klingon")
+
+
+# --- odd sources and parameters: still one exception tree -----------------------------------------
+
+SMALL = pd.DataFrame({"case_id": ["A", "A"], "name": ["x", "y"], "timestamp": ["2024-01-01 10:00", "2024-01-02"]})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tz": "Mars/Olympus"}, ("The 'tz' parameter", "time zone", "Got 'Mars/Olympus'")),
+        ({"milestones": "(Qualify"}, ("The 'milestones' parameter", "regular expression", "Got '(Qualify'")),
+        ({"date_format": "%Q"}, ("The 'date_format' parameter", "'%Q'")),
+        ({"decimal": ";"}, ("The 'decimal' parameter must be '.' or ','", "Got ';'")),
+    ],
+)
+def test_bad_reading_parameters_are_parameter_errors(kwargs: dict, message: tuple[str, ...]) -> None:
+    with pytest.raises(ParameterError, match=parts(*message)):
+        salesproc.load_history(SMALL, **kwargs)
+
+
+def test_an_unsupported_source_type_is_a_parameter_error() -> None:
+    with pytest.raises(ParameterError, match=parts("The 'source' parameter of load_history", "Got list")):
+        salesproc.load_history([("A", "x", "2024-01-01")])
+
+
+def test_a_column_named_twice_is_an_input_error(tmp_path: Path) -> None:
+    p = write(tmp_path, "twice.csv", "case_id,name,timestamp,name\nA,x,2024-01-01,y\n")
+    with pytest.raises(InputError, match=parts("twice.csv", "'name' appears 2 times", "Fix: rename")):
+        salesproc.load_history(p)
+
+
+def test_a_file_that_is_not_really_xlsx_is_a_malformed_file_error(tmp_path: Path) -> None:
+    p = write(tmp_path, "fake.xlsx", b"case_id,name,timestamp\nA,x,2024-01-01\n")
+    with pytest.raises(MalformedFileError, match=parts("fake.xlsx", "not an Excel .xlsx workbook", "Fix:")):
+        salesproc.load_history(p)
+
+
+def test_a_missing_excel_sheet_lists_the_sheets(tmp_path: Path) -> None:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "Deals"
+    wb.active.append(["case_id", "name", "timestamp"])
+    wb.active.append(["A", "x", "2024-01-01"])
+    wb.create_sheet("Notes")
+    wb.save(tmp_path / "book.xlsx")
+    with pytest.raises(InputError, match=parts("book.xlsx", "no sheet 'Summary'", "'Deals', 'Notes'", "sheet=")):
+        salesproc.load_history(tmp_path / "book.xlsx", sheet="Summary")
+    assert len(salesproc.load_history(tmp_path / "book.xlsx", sheet="Deals").events) == 1
+
+
+def test_a_damaged_parquet_file_is_a_malformed_file_error(tmp_path: Path) -> None:
+    p = write(tmp_path, "broken.parquet", b"PAR1 this is not parquet")
+    with pytest.raises(MalformedFileError, match=parts("broken.parquet", "not a readable Parquet file", "Fix:")):
+        salesproc.load_history(p)
