@@ -330,6 +330,16 @@ def test_files_without_namespace_and_with_a_prefixed_one_read_alike(tmp_path: Pa
         assert event_keys(h).values.tolist() == [["A", "Qualify", pd.Timestamp("2024-01-02 10:00", tz="UTC")]]
 
 
+def test_compression_is_recognised_by_content_not_name(tmp_path: Path) -> None:
+    gz_named_plain = tmp_path / "plain.xes.gz"
+    gz_named_plain.write_text(LIFECYCLE_LOG, encoding="utf-8")
+    plain_named_gz = tmp_path / "zipped.xes"
+    plain_named_gz.write_bytes(gzip.compress(LIFECYCLE_LOG.encode("utf-8")))
+    a, b = salesproc.load_history(gz_named_plain), salesproc.load_history(plain_named_gz)
+    pd.testing.assert_frame_equal(a.events, b.events)
+    assert a.summary().events == 3
+
+
 TYPED_LOG = """<log>
   <string key="log-level" value="not case data"/>
   <trace>
