@@ -211,6 +211,15 @@ def resolve_mapping(
         raise ParameterError(
             f"The 'mapping' parameter must be a dict or a preset name. Got {type(mapping).__name__} instead."
         )
+    if "preset" in mapping:
+        # a preset whose column names differ in this export: {"preset": "crm-snapshot", "stage": "Stage"}
+        base = get_preset(str(mapping["preset"]))
+        own = {str(k): str(v) for k, v in mapping.items() if k != "preset"}
+        merged = {**dict(base.mapping), **own}
+        present = set(columns)
+        required = set(base.options.get("required", REQUIRED_EVENT_COLUMNS))
+        cols = {k: v for k, v in merged.items() if v in present or k in required or k in own}
+        return cols, base
     return {str(k): str(v) for k, v in mapping.items()}, None
 
 

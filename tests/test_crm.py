@@ -501,3 +501,22 @@ def test_stage_history_matches_a_plain_reading(deals: list[list[tuple[str, int]]
             assert row["expected_close"] == base + pd.Timedelta(days=30 + offsets[-1])
         assert row["created"] == base
     assert np.isin(h.events["name"].astype(str), STAGES).all()
+
+
+def test_a_preset_with_renamed_columns_loads_through_a_mapping_dict(tmp_path) -> None:
+    import salesproc
+
+    src = tmp_path / "pipeline.csv"
+    src.write_text(
+        "Opp,Agent,Stage,Engaged,Closed,Value\n"
+        "O1,Ann,Won,2024-01-02,2024-02-01,100\n"
+        "O2,Bob,Lost,2024-01-03,2024-01-20,0\n"
+        "O3,Ann,Engaging,2024-01-05,,\n"
+    )
+    h = salesproc.load_history(
+        src,
+        mapping={"preset": "crm-snapshot", "case_id": "Opp", "owner": "Agent", "stage": "Stage",
+                 "created": "Engaged", "closed": "Closed", "amount": "Value"},
+    )
+    assert h.cases.set_index("case_id")["outcome"].to_dict() == {"O1": "won", "O2": "lost", "O3": "open"}
+    assert h.cases.set_index("case_id").loc["O1", "amount"] == 100.0
