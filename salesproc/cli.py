@@ -461,5 +461,100 @@ def diff(a: str, b: str, as_json: bool) -> None:
         click.echo(str(d))
 
 
+# --- plan (issue 4) ------------------------------------------------------------------------------
+
+
+def _parse_owners(values: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        item, sep, who = v.partition("=")
+        if not sep or not item.strip() or not who.strip():
+            raise click.BadParameter(
+                f"{v!r} is not ITEM=OWNER. Example: --owner 'Proposal=Dana (AE)'.", param_hint="'--owner'"
+            )
+        out[item.strip()] = who.strip()
+    return out
+
+
+@main.command()
+@click.option("--template", "-t", "template_path", required=True, metavar="YAML",
+              help="The process template (from `salesproc derive`).")
+@click.option("--target-date", required=True, metavar="DATE", help="The day the goal is due, e.g. 2024-06-30.")
+@click.option("--history", "history_path", metavar="PATH",
+              help="Past deals or projects: durations and odds come from them (and --case from them).")
+@click.option("--case", "case_id", metavar="ID", help="Plan this open case from where it stands (needs --history).")
+@click.option("--as-of", "as_of", metavar="DATE",
+              help="Today, for the plan. Default: the last date in --history, else the template's as-of date.")
+@click.option("--success", default="", help="What success looks like, e.g. 'Order form signed'.")
+@click.option("--measure", default="", help="How success is measured.")
+@click.option("--seller-owner", help="Who owns the goal on the seller's (delivery team's) side.")
+@click.option("--buyer-owner", help="Who owns the goal on the buyer's (customer's) side.")
+@click.option("--owner", "owners", multiple=True, metavar="ITEM=OWNER",
+              help="Owner of a milestone or activity (repeat the option).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulation.")
+@click.option("--simulations", type=int, default=10_000, show_default=True, help="Simulated paths.")
+@click.option("-o", "--output", "output", default="reports", show_default=True,
+              help="Folder for the plan's files (Markdown, HTML, CSV, iCalendar).")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["md", "html", "csv", "ics"]),
+              help="Which files to write (repeat; default: all four).")
+@click.option("--overwrite", is_flag=True, help="Replace files of the same name.")
+@history_options
+def plan(template_path: str, target_date: str, history_path: str | None, case_id: str | None, as_of: str | None,
+         success: str, measure: str, seller_owner: str | None, buyer_owner: str | None, owners: Sequence[str],
+         seed: int, simulations: int, output: str, formats: Sequence[str], overwrite: bool,
+         load: LoadOptions) -> None:
+    """Plan backwards from a target date: latest safe dates, owners, the critical path and honest odds.
+
+    Writes a Markdown and HTML checklist, a CSV and an iCalendar file (a mutual action plan) into
+    the --output folder and prints the odds and what must happen this week.
+
+    \b
+    Examples:
+      salesproc plan -t templates/process.yaml --target-date 2024-06-30 --as-of 2024-04-01
+      salesproc plan -t templates/process.yaml --target-date 2024-06-30 --history deals.csv --case D0042
+    """
+    from pathlib import Path
+
+    from salesproc.plan import Goal, plan_backwards
+    from salesproc.template import load_template, slug
+
+    tpl = load_template(template_path)
+    if case_id is not None and history_path is None:
+        raise click.UsageError("--case needs --history (the file the case comes from).")
+    history = load.load(history_path) if history_path is not None else None
+    if as_of is None:
+        if history is not None:
+            from salesproc.derive import _default_as_of
+
+            as_of = _default_as_of(history).isoformat()
+        elif tpl.provenance.as_of:
+            as_of = tpl.provenance.as_of
+        else:
+            raise click.UsageError("give --as-of (the plan's today): the template does not say when it was made.")
+    goal = Goal(target_date, success=success, measure=measure, seller_owner=seller_owner, buyer_owner=buyer_owner)
+    result = plan_backwards(tpl, as_of=as_of, case=case_id, history=history, goal=goal, seed=seed,
+                            owners=_parse_owners(owners), n_simulations=simulations)
+    click.echo(repr(result))
+    click.echo(result.message)
+    for label, names in (("overdue", result.overdue), ("this week", result.this_week),
+                         ("next two weeks", result.next_two_weeks)):
+        for name in names:
+            it = result.item(name)
+            who = f" ({it.owner})" if it.owner else ""
+            click.echo(f"  {label}: {name} by {it.latest_p80:%Y-%m-%d}{who}")
+    folder = Path(output)
+    stem = f"plan-{slug(case_id or tpl.name)}-{goal.target_date:%Y-%m-%d}"
+    writers = {
+        "md": lambda p: result.to_markdown(p, overwrite=overwrite),
+        "html": lambda p: result.to_html(p, overwrite=overwrite),
+        "csv": lambda p: result.to_csv(p, overwrite=overwrite),
+        "ics": lambda p: result.to_ics(p, overwrite=overwrite),
+    }
+    for fmt in formats or ("md", "html", "csv", "ics"):
+        path = folder / f"{stem}.{fmt}"
+        writers[fmt](path)
+        click.echo(f"saved {path}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -629,7 +629,11 @@ def _graph(
         cyc = nx.find_cycle(g)
     except nx.NetworkXNoCycle:
         return g, acts
-    path = " -> ".join([str(e[0]) for e in cyc] + [str(cyc[0][0])])
+    ring = [str(e[0]) for e in cyc]
+    ms_index = {m: i for i, m in enumerate(template.milestone_names)}
+    first = min(range(len(ring)), key=lambda i: _sort_key(ring[i], ms_index, acts))
+    ring = ring[first:] + ring[:first]  # start the cycle at its earliest item, whatever the search order
+    path = " -> ".join([*ring, ring[0]])
     raise PlanError(
         f"dependency cycle: {path}. Fix: remove one of these dependencies (in template.dependencies or "
         "the 'dependencies' parameter); milestones already follow the template's order."
