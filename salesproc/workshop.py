@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import yaml
@@ -39,7 +39,7 @@ from salesproc.errors import TemplateError
 from salesproc.history import History, _ts
 from salesproc.template import ProcessTemplate, load_template, save_template
 
-__all__ = ["Workshop", "backtest_versions", "open_workshop", "suggest_target_date"]
+__all__ = ["ReportInputs", "Workshop", "backtest_versions", "open_workshop", "report_inputs", "suggest_target_date"]
 
 TEMPLATE_FILE = "process.yaml"
 
@@ -112,16 +112,8 @@ class Workshop:
     def as_of(self, value: Any = None, history: History | None = None) -> pd.Timestamp:
         """``value`` as a UTC timestamp, or (``None``) the last date in the history."""
         if value is not None:
-            t = _ts(value, "as_of")
-            assert t is not None
-            return t
-        h = history if history is not None else self.history()
-        c, e = h._cases, h._events
-        dates = [x for x in (e["timestamp"].max() if len(e) else None, c["closed"].max(), c["created"].max())
-                 if x is not None and not pd.isna(x)]
-        if not dates:
-            raise ValueError("The history holds no dates. Fix: pass as_of='YYYY-MM-DD'.")
-        return max(dates)
+            return _resolve_as_of(value, None)
+        return _resolve_as_of(None, history if history is not None else self.history())
 
     # -- templates -----------------------------------------------------------------------------
     def template_versions(self) -> list[Path]:
@@ -178,6 +170,11 @@ class Workshop:
         text = "# the workshop's goal (notebook 01)\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
         return atomic_write_text(self.goal_path, text, overwrite=True)
 
+    def current_goal(self, template: ProcessTemplate, as_of: Any, target_date: Any = None) -> Any:
+        """The goal to plan for: the saved one (with ``target_date`` instead of its own, if given), or,
+        with none saved, a goal due on :func:`suggest_target_date`."""
+        return _goal_for(self, template, as_of, target_date)
+
     def goal(self) -> Any:
         """The goal saved in notebook 1, or ``None``."""
         from salesproc.plan import Goal
@@ -194,6 +191,32 @@ class Workshop:
             seller_owner=data.get("seller_owner"),
             buyer_owner=data.get("buyer_owner"),
         )
+
+
+def _resolve_as_of(value: Any, history: History | None) -> pd.Timestamp:
+    """``value`` as a UTC timestamp, or the last date in ``history``."""
+    if value is not None:
+        t = _ts(value, "as_of")
+        assert t is not None
+        return t
+    assert history is not None
+    c, e = history._cases, history._events
+    dates = [x for x in (e["timestamp"].max() if len(e) else None, c["closed"].max(), c["created"].max())
+             if x is not None and not pd.isna(x)]
+    if not dates:
+        raise ValueError("The history holds no dates. Fix: pass as_of='YYYY-MM-DD'.")
+    return max(dates)
+
+
+def _goal_for(ws: Workshop, template: ProcessTemplate, as_of: Any, target_date: Any = None) -> Any:
+    from dataclasses import replace
+
+    from salesproc.plan import Goal
+
+    saved = ws.goal()
+    if target_date is not None:
+        return replace(saved, target_date=target_date) if saved is not None else Goal(target_date)
+    return saved if saved is not None else Goal(suggest_target_date(template, as_of))
 
 
 def open_workshop(folder: str | Path = "workshop") -> Workshop:
@@ -280,3 +303,50 @@ def backtest_versions(
             "ece": m.ece,
         })
     return pd.DataFrame(rows)
+
+
+class ReportInputs(NamedTuple):
+    """What a report run works on: the history, the template and the review date."""
+
+    history: History
+    template: ProcessTemplate
+    as_of: pd.Timestamp
+
+
+def report_inputs(
+    history: Any = None,
+    template: str | Path | ProcessTemplate | None = None,
+    as_of: Any = None,
+    *,
+    mapping: Mapping[str, str] | str | None = None,
+) -> ReportInputs:
+    """Turn a report notebook's parameters into its inputs.
+
+    ``history`` is a path (or anything :func:`salesproc.load_history` reads; ``None``: the sample
+    deals); ``template`` a template file (``None``: derived from the history as known at ``as_of``);
+    ``as_of`` the review date (``None``: the last date in the data).
+
+    Examples
+    --------
+    >>> h, t, as_of = report_inputs(as_of="2023-12-31")
+    >>> h.report.source, t.provenance.as_of, str(as_of.date())
+    ('salesproc sample deals', '2023-12-31T00:00:00+00:00', '2023-12-31')
+    """
+    from salesproc.derive import derive_template
+
+    if history is None:
+        from salesproc.datasets import load_sample_deals
+
+        h = load_sample_deals()
+    else:
+        from salesproc.load import load_history
+
+        h = load_history(history, mapping=mapping)
+    t_as_of = _resolve_as_of(as_of, h)
+    if template is None:
+        tpl = derive_template(h, as_of=t_as_of)
+    elif isinstance(template, ProcessTemplate):
+        tpl = template
+    else:
+        tpl = load_template(template)
+    return ReportInputs(h, tpl, t_as_of)

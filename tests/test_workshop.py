@@ -105,3 +105,29 @@ def test_backtest_versions_refits_at_the_cutoff_and_keeps_edits() -> None:
     # without refitting, the templates are scored as given
     raw = backtest_versions(h, {"data": full}, cutoff="2023-10-01", refit=False)
     assert raw["critical_activities"].tolist() == [len(full.critical_activities)]
+
+
+def test_current_goal_prefers_the_parameter_then_the_saved_goal(tmp_path: Path) -> None:
+    ws = open_workshop(tmp_path)
+    t = ProcessTemplate(cycle_time=Duration(p50=30.0, p80=45.0))
+    assert ws.current_goal(t, "2024-01-01") == Goal("2024-02-15")
+    assert ws.current_goal(t, "2024-01-01", "2024-03-01") == Goal("2024-03-01")
+    ws.save_goal(Goal("2024-05-31", success="Contract signed", buyer_owner="Sam"))
+    assert ws.current_goal(t, "2024-01-01") == ws.goal()
+    moved = ws.current_goal(t, "2024-01-01", "2024-06-30")
+    assert (moved.target_date, moved.success, moved.buyer_owner) == (
+        pd.Timestamp("2024-06-30", tz="UTC"), "Contract signed", "Sam")
+
+
+def test_report_inputs_from_parameters(tmp_path: Path) -> None:
+    from salesproc.datasets import sample_path
+    from salesproc.workshop import report_inputs
+
+    h, t, as_of = report_inputs(str(sample_path("deals")), as_of="2023-11-30")
+    assert h.report.source == str(sample_path("deals")) and len(h) == 600
+    assert as_of == pd.Timestamp("2023-11-30", tz="UTC")
+    assert t.provenance.as_of == "2023-11-30T00:00:00+00:00"
+    saved = save_template(t.model_copy(update={"name": "team"}), tmp_path / "team.yaml")
+    _, t2, end = report_inputs(template=saved)
+    assert t2.name == "team"
+    assert end == max(load_sample_deals().events["timestamp"].max(), load_sample_deals().cases["closed"].max())
