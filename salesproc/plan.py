@@ -428,7 +428,8 @@ def plan_backwards(
     else:
         earliest = p50_date = p80_date = None
         median_days = None
-    remaining_q = model.remaining_quantiles(int(seed), n)
+    remaining_q, remaining_notes = model.remaining_quantiles(int(seed), n)
+    notes += remaining_notes
 
     # --- per-item dates (days from as_of) ------------------------------------------------
     K = len(names)
@@ -500,7 +501,8 @@ def plan_backwards(
             l80 = _floor_excl(now_ns, latest["p80"][node])
             if l80 < today:
                 st = "overdue"
-            crit = is_ms or (node in slack and slack[node] <= chain + 0.5)
+            missed = a is not None and a.milestone is not None and a.milestone in fixed
+            crit = is_ms or (not missed and node in slack and slack[node] <= chain + 0.5)
         done_date = state.reached.get(node) if is_ms else state.acts_done.get(node)
         exp = expected.get(node)
         role = (template.milestone(node).owner_role if is_ms else (a.owner_role if a else None))
@@ -522,6 +524,12 @@ def plan_backwards(
             )
         )
 
+    missed_acts = [it.name for it in items if it.remaining and it.milestone is not None and it.milestone in fixed]
+    if missed_acts:
+        notes.append(
+            "not done although due before a milestone already reached (listed as overdue, still worth doing): "
+            + ", ".join(missed_acts)
+        )
     todo = [it for it in items if it.remaining]
     assert all(it.latest_p80 is not None for it in todo)
     overdue = tuple(it.name for it in todo if it.latest_p80 < today)  # type: ignore[operator]
@@ -655,7 +663,7 @@ class _Model:
     view: History | None
     stages: list[StageModel]
     notes: list[str]
-    _remaining: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    _remaining: dict[tuple[int, int], tuple[np.ndarray, list[str]]] = field(default_factory=dict)
     _index: tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def case(self, case_id: str) -> tuple[pd.Series, list[tuple[str, bool, int]]] | None:
@@ -679,22 +687,24 @@ class _Model:
         events = [(str(names[k]), bool(is_ms[k]), int(ns[k])) for k in range(lo, hi)]
         return self.view._cases.iloc[i], events
 
-    def remaining_quantiles(self, seed: int, n: int) -> np.ndarray:
-        """(K, 2): the 50th and 80th percentile of the time from entering each milestone to success."""
+    def remaining_quantiles(self, seed: int, n: int) -> tuple[np.ndarray, list[str]]:
+        """(K, 2): the 50th and 80th percentile of the time from entering each milestone to success;
+        and notes on milestones from which too few simulated paths succeed."""
         key = (seed, n)
         if key not in self._remaining:
             K = len(self.stages)
             out = np.zeros((K, 2))
+            notes: list[str] = []
             for j in range(K):
                 r = simulate(self.stages, start=j, age=0.0, n=n, rng=np.random.default_rng([seed, 1, j]))
-                t = r.total[r.success] if r.success.sum() >= _MIN_SUCCESS_PATHS else r.total
-                if r.success.sum() < _MIN_SUCCESS_PATHS:
-                    self.notes.append(
+                enough = int(r.success.sum()) >= _MIN_SUCCESS_PATHS
+                if not enough:
+                    notes.append(
                         f"{self.stages[j].name}: too few simulated successes from there; its latest dates use "
                         "all simulated paths"
                     )
-                out[j] = np.quantile(t, [0.5, 0.8])
-            self._remaining[key] = out
+                out[j] = np.quantile(r.total[r.success] if enough else r.total, [0.5, 0.8])
+            self._remaining[key] = (out, notes)
         return self._remaining[key]
 
 
@@ -776,7 +786,7 @@ def _model(template: ProcessTemplate, history: History | None, as_of: pd.Timesta
         )
     model = _Model(template=template, history=history, view=view, stages=stages, notes=notes)
     _MODELS[key] = model
-    while len(_MODELS) > 8:
+    while len(_MODELS) > 4:
         _MODELS.popitem(last=False)
     return model
 
@@ -1006,25 +1016,46 @@ _MD = """\
 | | |
 |---|---|
 | Goal | {{ goal.success|md }} by {{ target }} |
-{% if goal.measure %}| Measured by | {{ goal.measure|md }} |
-{% endif %}{% for side, who in goal.owners %}{% if who %}| {{ side }} owner | {{ who|md }} |
-{% endif %}{% endfor %}{% for k, v in summary %}| {{ k }} | {{ v|md }} |
-{% endfor %}| As of | {{ as_of }} |
+{% if goal.measure %}
+| Measured by | {{ goal.measure|md }} |
+{% endif %}
+{% for side, who in goal.owners if who %}
+| {{ side }} owner | {{ who|md }} |
+{% endfor %}
+{% for k, v in summary %}
+| {{ k }} | {{ v|md }} |
+{% endfor %}
+| As of | {{ as_of }} |
+{% for label, rows in windows if rows %}
 
-{% for label, rows in windows %}{% if rows %}## {{ label }}
+## {{ label }}
 
-{% for r in rows %}- [ ] **{{ r.name|md }}** by {{ r.latest_p80 }}{% if r.owner %} ({{ r.owner|md }}){% endif %}
+{% for r in rows %}
+- [ ] **{{ r.name|md }}** by {{ r.latest_p80 }}{% if r.owner %} ({{ r.owner|md }}){% endif %}
 
 {% endfor %}
-{% endif %}{% endfor %}## Checklist
+{% endfor %}
 
-{% for r in items %}- [{{ 'x' if r.done else ' ' }}] {% if r.critical %}**{{ r.name|md }}**{% else %}{{ r.name|md }}{% endif %} ({{ r.type }}) - {% if r.done %}done {{ r.done_date }}{% elif r.status == 'skipped' %}skipped{% else %}latest safe date {{ r.latest_p80 }} (80%) / {{ r.latest_p50 }} (50%){% if r.status == 'overdue' %}, overdue{% endif %}{% endif %}{% if r.owner %} - owner {{ r.owner|md }}{% endif %}{% if r.depends_on %} - after {{ r.depends_on|md }}{% endif %}{% if r.critical %} - critical{% endif %}
+## Checklist
+
+{% for r in items %}
+- [{{ 'x' if r.done else ' ' }}] {% if r.critical %}**{{ r.name|md }}**{% else %}{{ r.name|md }}{% endif %} \
+({{ r.type }}) - {% if r.done %}done {{ r.done_date }}{% elif r.status == 'skipped' %}skipped\
+{% else %}latest safe date {{ r.latest_p80 }} (80%) / {{ r.latest_p50 }} (50%)\
+{% if r.status == 'overdue' %}, overdue{% endif %}{% endif %}\
+{% if r.owner %} - owner {{ r.owner|md }}{% endif %}{% if r.depends_on %} - after {{ r.depends_on|md }}{% endif %}\
+{% if r.critical %} - critical{% endif %}
 
 {% endfor %}
-{% if notes %}## Notes
+{% if notes %}
 
-{% for n in notes %}- {{ n|md }}
-{% endfor %}{% endif %}"""
+## Notes
+
+{% for n in notes %}
+- {{ n|md }}
+{% endfor %}
+{% endif %}
+"""
 
 _HTML_FRAGMENT = """\
 <div class="salesproc-plan">
@@ -1089,7 +1120,8 @@ def _render(name: str, ctx: dict[str, Any]) -> str:
 
     if not _ENV:
         loader = jinja2.DictLoader({"markdown": _MD, "html_fragment": _HTML_FRAGMENT, "html_page": _HTML_PAGE})
-        md = jinja2.Environment(loader=loader, autoescape=False, keep_trailing_newline=True)
+        md = jinja2.Environment(loader=loader, autoescape=False, keep_trailing_newline=True,
+                                trim_blocks=True, lstrip_blocks=True)
         md.filters["md"] = _md_escape
         _ENV["md"] = md
         _ENV["html"] = jinja2.Environment(loader=loader, autoescape=True, keep_trailing_newline=True)

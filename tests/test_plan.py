@@ -279,6 +279,7 @@ def _clockwork_history() -> salesproc.History:
         ("OPEN", "Demo", "activity", AS_OF - 11 * DAY, "open", pd.NaT),
         ("OPEN", "Proposal", "milestone", AS_OF - 2 * DAY, "open", pd.NaT),
         ("SKIP", "Negotiation", "milestone", AS_OF - 1 * DAY, "open", pd.NaT),
+        ("FRESH", "Demo", "activity", AS_OF - 3 * DAY, "open", pd.NaT),
         ("LOST", "Qualify", "milestone", AS_OF - 30 * DAY, "lost", AS_OF - 20 * DAY),
     ]
     ev = pd.DataFrame(rows, columns=["case_id", "name", "type", "timestamp", "outcome", "closed"])
@@ -315,6 +316,23 @@ def test_skipped_milestones_are_never_scheduled() -> None:
     ]
     assert not any(i.remaining for i in p.items)
     assert Calendar.from_ical(p.to_ical()).walk("VEVENT") == []
+
+
+def test_a_case_that_reached_no_milestone_yet_starts_at_the_first_one() -> None:
+    h = _clockwork_history()
+    t = ProcessTemplate(
+        milestones=[_fixed("Qualify", 1, 10), _fixed("Proposal", 2, 5), _fixed("Negotiation", 3, 2)],
+        activities=[Activity(name="Demo", milestone="Proposal", due_days_before=7, critical=True, requirement="required")],
+    )
+    p = plan_backwards(t, target_date=AS_OF + 30 * DAY, as_of=AS_OF, history=h, case="FRESH")
+    assert p.current is None
+    assert [(i.name, i.status) for i in p.items] == [
+        ("Qualify", "planned"), ("Demo", "done"), ("Proposal", "planned"), ("Negotiation", "planned")
+    ]
+    # the case is 3 days old: 7 of Qualify's 10 days left, then 5 and 2
+    assert _days(p.p50_date) == 14
+    assert _days(p.item("Qualify").latest_p50) == 30 - 17
+    assert "| Current milestone | not started |" in p.to_markdown()
 
 
 def test_closed_and_unknown_cases_are_refused() -> None:
@@ -364,7 +382,10 @@ def test_plans_for_cases_at_later_milestones_never_schedule_done_work(synthetic:
                 assert it.done and it.latest_p50 is None and it.latest_p80 is None and it.done_date is not None
             if it.type == "milestone" and names.index(it.name) <= at:
                 assert not it.remaining
+            if it.remaining and it.milestone in did:  # due before a milestone already reached: missed
+                assert it.status == "overdue" and not it.critical and it.name in " ".join(p.notes)
         scheduled = set(p.this_week) | set(p.next_two_weeks) | set(p.overdue) | set(p.critical_path)
+        assert set(p.critical_path) <= {i.name for i in p.items if i.remaining}
         assert not scheduled & did
         events = Calendar.from_ical(p.to_ical()).walk("VEVENT")
         assert len(events) == sum(i.remaining for i in p.items)
