@@ -1191,10 +1191,12 @@ def plot_plan(plan: Plan, ax: Any = None) -> Any:
     ax.axvline(target, color="#c62828", linestyle="--", linewidth=1.2)
     ax.axvline(today, color="black", linestyle=":", linewidth=1.2)
     ax.set_yticks(range(len(items)), [it.name for it in items])
+    for label in ax.get_yticklabels():
+        label.set_parse_math(False)  # names are user text: '$' is a dollar, not mathtext
     ax.invert_yaxis()
     ax.xaxis_date()
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
-    ax.set_title(f"{plan.goal.success}: {plan.headline}", fontsize=10)
+    ax.set_title(f"{plan.goal.success}: {plan.headline}", fontsize=10).set_parse_math(False)
     handles: list[Any] = [
         Patch(color="#9e9e9e", label="done"),
         Patch(color="#1565c0", label="latest safe window (80% to 50%), critical"),

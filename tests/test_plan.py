@@ -608,3 +608,15 @@ def test_cli_plan_writes_the_checklist_csv_and_calendar(synthetic: tuple, tmp_pa
     assert no_hist.exit_code == 2 and "--case needs --history" in no_hist.output
     bad = runner.invoke(main, [*args[:-2], "-o", str(tmp_path / "x"), "--owner", "Nope=Me"])
     assert bad.exit_code == 2 and "error: The 'owners' parameter names ['Nope']" in bad.output
+
+
+def test_plot_plan_shows_names_with_dollar_signs_as_typed() -> None:
+    import io as _io
+
+    name = "Budget $\\nocmd{$ approved"
+    t = ProcessTemplate(milestones=[Milestone(name=name, order=1, p50_days=3, p80_days=5)])
+    p = plan_backwards(t, target_date="2024-03-01", as_of=AS_OF, n_simulations=200,
+                       goal=Goal("2024-03-01", success="$2M $\\x signed"))
+    ax = plot_plan(p)
+    ax.figure.savefig(_io.BytesIO(), format="png")  # mathtext would raise on these names
+    assert [x.get_text() for x in ax.get_yticklabels()] == [name]
