@@ -9,7 +9,7 @@ import numpy as np
 
 from salesproc._stats import Z95
 
-__all__ = ["LogitFit", "fit_logit", "platt", "sigmoid"]
+__all__ = ["LogitFit", "calibrate", "fit_logit", "interval", "platt", "sigmoid"]
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -109,10 +109,16 @@ def platt(eta: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return a, b
 
 
+# no history is big enough to say "never" or "certainly": calibrated log-odds stay within +-6.9
+# (probabilities between 0.1% and 99.9%)
+MAX_LOGIT = 6.9
+
+
+def calibrate(eta: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Platt-calibrated probability, kept within 0.1%..99.9%."""
+    return sigmoid(np.clip(a * np.asarray(eta, dtype=float) + b, -MAX_LOGIT, MAX_LOGIT))
+
+
 def interval(eta: np.ndarray, se: np.ndarray, a: float, b: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Calibrated probability and its 95% interval from a linear predictor and its standard error."""
-    return (
-        sigmoid(a * eta + b),
-        sigmoid(a * (eta - Z95 * se) + b),
-        sigmoid(a * (eta + Z95 * se) + b),
-    )
+    return calibrate(eta, a, b), calibrate(eta - Z95 * se, a, b), calibrate(eta + Z95 * se, a, b)

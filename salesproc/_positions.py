@@ -55,6 +55,7 @@ class CaseArrays:
         self.status = c["status"].cat.codes.to_numpy().astype(np.int64)  # 0 success, 1 failure, 2 open
         self.created = c["created"].array.asi8.astype(np.int64)
         self.closed = c["closed"].array.asi8.astype(np.int64)
+        self.target = c["target_date"].array.asi8.astype(np.int64)  # planned end (NAT where none)
         self.milestones = template.milestone_names
         K = len(self.milestones)
         codes = e["case_id"].cat.codes.to_numpy().astype(np.int64)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from salesproc._logit import LogitFit, fit_logit, interval, platt, sigmoid
+from salesproc._logit import LogitFit, calibrate, fit_logit, interval, platt
 from salesproc._positions import DAY_NS, NAT, CaseArrays, Snapshots, State
 from salesproc._stats import QUANTILE_LEVELS, newcombe, wilson
 from salesproc.template import Activity, ProcessTemplate
@@ -49,16 +49,17 @@ class Design:
     age_mean: float
     age_knots: np.ndarray  # (len(KNOTS),)
     use_age: bool  # False when age equals time in milestone (one-milestone processes)
+    use_target: bool  # most cases have a target date (projects): days to it, and past it
     n_acts: int
     people: bool
     interactions: bool
     names: list[str]
     groups: list[str]  # per column: the reason group ("stage", "time", "age", "act:<name>", ...)
 
-    def matrix(self, st: State, created: np.ndarray) -> np.ndarray:
+    def matrix(self, st: State, arrays: CaseArrays) -> np.ndarray:
         m = len(st.case)
         z = np.log1p(st.days_in)
-        age = np.log1p(np.maximum(st.t - created[st.case], 0) / DAY_NS)
+        age = np.log1p(np.maximum(st.t - arrays.created[st.case], 0) / DAY_NS)
         idx = st.stage + 1
         cols = [np.ones(m)]
         for k in self.stages:
@@ -80,6 +81,12 @@ class Design:
             if self.interactions:
                 for k in self.stages:
                     cols.append(d * (st.stage == k))
+        if self.use_target:
+            tgt = arrays.target[st.case]
+            has = tgt != NAT
+            cols.append((~has).astype(float))
+            cols.append((has & (st.t > tgt)).astype(float))
+            cols.append(np.where(has, np.log1p(np.maximum(tgt - st.t, 0) / DAY_NS), 0.0))
         cols.append(st.regressed.astype(float))
         if self.people:
             cols.append((st.people >= 2).astype(float))
@@ -87,8 +94,9 @@ class Design:
 
 
 def _design(
-    st: State, created: np.ndarray, K: int, acts: list[KeyActivity], people: bool, interactions: bool
+    st: State, arrays: CaseArrays, K: int, acts: list[KeyActivity], people: bool, interactions: bool
 ) -> Design:
+    created = arrays.created
     stages = np.unique(st.stage)
     z = np.log1p(st.days_in)
     idx = st.stage + 1
@@ -114,13 +122,17 @@ def _design(
         if interactions:
             names += [f"done[{a.name}]*stage[{k}]" for k in stages]
             groups += [f"act:{a.name}"] * len(stages)
+    use_target = bool(len(st.case)) and float(np.mean(arrays.target[st.case] != NAT)) >= 0.5
+    if use_target:
+        names += ["no target date", "past target date", "days to target"]
+        groups += ["target"] * 3
     names.append("regressed")
     groups.append("regressed")
     if people:
         names.append("people>=2")
         groups.append("people")
     return Design(
-        K, stages, tm, knots, float(age.mean()) if len(age) else 0.0, age_knots, use_age, len(acts), people,
+        K, stages, tm, knots, float(age.mean()) if len(age) else 0.0, age_knots, use_age, use_target, len(acts), people,
         interactions, names, groups,
     )
 
@@ -145,7 +157,7 @@ class Fitted:
         return eta, p, lo, hi
 
     def calibrated(self, eta: np.ndarray) -> np.ndarray:
-        return sigmoid(self.a * eta + self.b)
+        return calibrate(eta, self.a, self.b)
 
     def coefficients(self) -> pd.DataFrame:
         se = np.sqrt(np.maximum(np.diag(self.fit.cov), 0))
@@ -173,8 +185,8 @@ def fit_model(
     K = len(arrays.milestones)
     cols = [a.col for a in acts]
     st = arrays.state_at(snaps.case, snaps.t, cols)
-    design = _design(st, arrays.created, K, acts, arrays.people_data, interactions)
-    X = design.matrix(st, arrays.created)
+    design = _design(st, arrays, K, acts, arrays.people_data, interactions)
+    X = design.matrix(st, arrays)
     y = snaps.y.astype(float)
     fit = fit_logit(X, y, penalty=penalty, cluster=snaps.case)
     a, b = 1.0, 0.0

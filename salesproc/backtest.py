@@ -82,7 +82,9 @@ class BacktestResult:
     """Forecasts made at the cutoff(s) against what happened; immutable.
 
     ``metrics`` scores the review's probabilities, ``baseline`` the stage-only win rate;
-    ``flags`` gives each flag's support and precision (share of flagged deals that were not won);
+    ``flags`` gives each flag's support and precision (share of flagged deals that were not won, with
+    a Wilson interval), its lift over the base rate, and its lift over what the flagged deals'
+    milestones alone would predict (``lift_vs_stage``: above 1, the flag tells more than the stage);
     ``outcomes`` has one row per reviewed deal and cutoff.
     """
 
@@ -279,6 +281,7 @@ def backtest(
     base = _metrics("stage-only baseline", out["stage_rate"].to_numpy(), y, bins) if baseline else None
     bad = ~y
     base_rate = float(bad.mean())
+    stage_fail = 1.0 - out["stage_rate"].to_numpy(dtype=float)
     rows = []
     for fl in FLAGS:
         sel = out[fl].to_numpy(dtype=bool)
@@ -286,10 +289,12 @@ def backtest(
         k = int((bad & sel).sum())
         lo, hi = wilson(k, n) if n else (np.nan, np.nan)
         prec = k / n if n else np.nan
+        expected = float(stage_fail[sel].mean()) if n else np.nan
         rows.append(
             {
                 "flag": fl, "support": n, "precision": prec, "precision_low": float(lo), "precision_high": float(hi),
                 "base_rate": base_rate, "lift": prec / base_rate if n and base_rate > 0 else np.nan,
+                "expected_by_stage": expected, "lift_vs_stage": prec / expected if n and expected > 0 else np.nan,
             }
         )
     notes = [
@@ -408,11 +413,12 @@ def compare_templates(
     >>> import salesproc
     >>> h, truth = salesproc.synthetic_history(1500, seed=4)
     >>> cutoff = truth.as_of - pd.Timedelta(days=120)
-    >>> v1 = salesproc.derive_template(h, as_of=cutoff)
-    >>> v0 = v1.model_copy(update={"activities": [], "version": 0})
-    >>> cmp = salesproc.compare_templates(h, v0, v1, cutoff=cutoff)
-    >>> cmp.auc_diff > 0
+    >>> v2 = salesproc.derive_template(h, as_of=cutoff).model_copy(update={"version": 2})
+    >>> v1 = v2.model_copy(update={"milestones": v2.milestones[:1], "activities": [], "version": 1})
+    >>> cmp = salesproc.compare_templates(h, v1, v2, cutoff=cutoff)
+    >>> cmp.b.auc > cmp.a.auc
     True
+
     """
     for arg, tpl in (("a", a), ("b", b)):
         if not isinstance(tpl, ProcessTemplate):

@@ -556,5 +556,91 @@ def plan(template_path: str, target_date: str, history_path: str | None, case_id
         click.echo(f"saved {path}")
 
 
+# --- review (issue 5) ----------------------------------------------------------------------------
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _review_rows(frame: Any, top: int) -> list[str]:
+    """The pipeline table's first rows as aligned text."""
+    lines = [f"{'#':>4}  {'deal':<12} {'milestone':<14} {'days':>5}  {'p [95% interval]':<17} {'amount':>10}  flags / next action"]
+    for r in frame.head(top).to_dict("records"):
+        amount = "" if r["amount"] != r["amount"] else f"{r['amount']:,.0f}"
+        ms = r["milestone"] if isinstance(r["milestone"], str) else "-"
+        p = f"{r['probability']:.0%} [{r['probability_low']:.0%}, {r['probability_high']:.0%}]"
+        what = r["flags"] or ""
+        if isinstance(r["next_action"], str):
+            what += ("; " if what else "") + f"next: {r['next_action']}"
+        lines.append(f"{int(r['rank']):>4}  {str(r['case_id'])[:12]:<12} {ms[:14]:<14} "
+                     f"{r['days_in_milestone']:>5.0f}  {p:<17} {amount:>10}  {what}")
+    return lines
+
+
+@main.command()
+@click.option("--template", "-t", "template_path", required=True, metavar="YAML",
+              help="The process template (from `salesproc derive`).")
+@click.option("--history", "history_path", required=True, metavar="PATH",
+              help="Past and open deals or projects (any file `salesproc info` reads).")
+@click.option("--as-of", "as_of", metavar="DATE",
+              help="The review date: deals open then are reviewed with what was known then. "
+              "Default: the last date in --history.")
+@click.option("-o", "--output", "output", metavar="FOLDER",
+              help="Write the pipeline table as CSV into this folder (an existing file is kept: a "
+              "versioned name is used unless --overwrite).")
+@click.option("--top", type=int, default=20, show_default=True, help="How many deals to print, most at risk first.")
+@click.option("--overwrite", is_flag=True, help="Replace the CSV file if it exists.")
+@history_options
+def review(template_path: str, history_path: str, as_of: str | None, output: str | None, top: int,
+           overwrite: bool, load: LoadOptions) -> None:
+    """Review every open deal: where it stands, its odds with an interval, flags and the next action.
+
+    Prints the pipeline, most at risk first (risk times amount); with -o it also writes the whole
+    table as CSV (cells that a spreadsheet would run as formulas are quoted).
+
+    \b
+    Examples:
+      salesproc review -t templates/process.yaml --history deals.csv --as-of 2024-03-31
+      salesproc review -t process.yaml --history sales_pipeline.csv -m crm-snapshot --as-of 2017-12-31 -o reports
+    """
+    from pathlib import Path
+
+    from salesproc._io import atomic_write_text, next_version_path
+    from salesproc.review import review_deals
+    from salesproc.template import load_template
+
+    tpl = load_template(template_path)
+    history = load.load(history_path)
+    if as_of is None:
+        from salesproc.derive import _default_as_of
+
+        as_of = _default_as_of(history).isoformat()
+    result = review_deals(history, tpl, as_of=as_of)
+    frame = result.to_frame()
+    click.echo(repr(result))
+    for c in result.caveats:
+        click.echo(f"  caveat: {c}")
+    s = result.summary()
+    counts = ", ".join(f"{k.replace('_', ' ')} {s[k]:,}" for k in
+                       ("stalled", "slipping", "missing_critical", "single_threaded", "regressed", "close_date_pushed"))
+    click.echo(f"  flags: {counts}")
+    for line in _review_rows(frame, top):
+        click.echo(line)
+    if len(frame) > top:
+        click.echo(f"  ... {len(frame) - top:,} more (use --top or -o)")
+    if output is not None:
+        path = Path(output) / f"pipeline-review-{result.as_of:%Y-%m-%d}.csv"
+        if not overwrite:
+            path = next_version_path(path)
+        safe = frame.copy()
+        for col in safe.columns:
+            if safe[col].dtype == object or str(safe[col].dtype) in ("str", "string"):
+                safe[col] = safe[col].map(
+                    lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
+                )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = atomic_write_text(path, safe.to_csv(index=False), overwrite=overwrite)
+        click.echo(f"saved {written}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

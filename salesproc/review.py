@@ -566,7 +566,7 @@ def review_deals(
         open_idx = np.flatnonzero(A.status == 2)
         m = len(open_idx)
         st = A.state_at(open_idx, np.full(m, as_of_ns, dtype=np.int64), [k.col for k in key])
-        X = design.matrix(st, A.created)
+        X = design.matrix(st, A)
         # a position the history never saw (e.g. before the first milestone when every past deal
         # started with one): no basis for time or activity effects, so the deal gets the average
         unseen = ~np.isin(st.stage, design.stages)
@@ -639,7 +639,7 @@ def review_deals(
         gap[:, j] = np.where(overdue, 2, np.where(due, 1, 0))
         cf_done = st.done.copy()
         cf_done[:, kpos[ca.name]] = True
-        eta_cf = fitted.fit.linear(design.matrix(replace(st, done=cf_done), A.created))
+        eta_cf = fitted.fit.linear(design.matrix(replace(st, done=cf_done), A))
         gain[:, j] = np.where(~done, fitted.calibrated(eta_cf) - p, 0.0)
     n_overdue = (gap == 2).sum(axis=1)
     n_due = (gap == 1).sum(axis=1)
@@ -656,7 +656,7 @@ def review_deals(
         people_share = np.where(nw > 0, multi / np.maximum(nw, 1), np.nan)
         people_share_n = nw
         single = (st.people <= 1) & (st.stage >= 0) & (people_share[st.stage + 1] >= 0.5)
-        eta_cf = fitted.fit.linear(design.matrix(replace(st, people=np.maximum(st.people, 2)), A.created))
+        eta_cf = fitted.fit.linear(design.matrix(replace(st, people=np.maximum(st.people, 2)), A))
         people_gain = np.where(st.people <= 1, fitted.calibrated(eta_cf) - p, 0.0)
     else:
         single = np.zeros(m, dtype=bool)
@@ -943,7 +943,6 @@ def _deal_review(review: Review, row: int) -> DealReview:
     as_of_ns = int(t.value)
     days = float(st.days_in[row])
     p = float(f["probability"])
-    tpl = review.template
 
     # the base: past deals in the same spot
     n_c, k_c = int(f["comparable_n"]), int(f["comparable_k"])
@@ -992,7 +991,7 @@ def _deal_review(review: Review, row: int) -> DealReview:
             Flag("slipping", f"{len(slips)} plan item(s) past their latest safe date; worst: {worst.item} "
                  f"was due by {worst.latest_safe.date()} ({worst.slip_days:.0f} days ago)")
         )
-    gaps = _gaps(ctx, row, tpl)
+    gaps = _gaps(ctx, row, w)
     overdue = [g for g in gaps if g.status == "overdue"]
     if overdue:
         flags.append(
@@ -1081,6 +1080,15 @@ def _reason_text(g: str, pts: float, row: int, ctx: _Context, review: Review, ms
             rel = f"older than {ap:.0%}" if ap >= 0.5 else f"younger than {1 - ap:.0%}"
             extra = f", {rel} of {w.units} that {w.won} were when they closed (median {ct.p50:.0f} days)"
         return f"{age:.0f} days old{extra}: {_fmt_pts(pts)}"
+    if g == "target":
+        tgt = int(ctx.arrays.target[int(ctx.open_idx[row])])
+        if tgt == NAT:
+            return f"no target date: {_fmt_pts(pts)}"
+        when = pd.Timestamp(tgt, tz="UTC")
+        gap = (when - review.as_of) / pd.Timedelta(days=1)
+        if gap < 0:
+            return f"{-gap:.0f} days past its target date {when.date()}: {_fmt_pts(pts)}"
+        return f"{gap:.0f} days left to its target date {when.date()}: {_fmt_pts(pts)}"
     if g == "regressed":
         return f"went back to an earlier milestone: {_fmt_pts(pts)}"
     if g == "people":
@@ -1103,7 +1111,7 @@ def _reason_text(g: str, pts: float, row: int, ctx: _Context, review: Review, ms
     return None
 
 
-def _gaps(ctx: _Context, row: int, tpl: ProcessTemplate) -> list[Gap]:
+def _gaps(ctx: _Context, row: int, w: _Words) -> list[Gap]:
     out = []
     for j, ca in enumerate(ctx.crit):
         s = int(ctx.gap_status[row, j])
@@ -1116,7 +1124,7 @@ def _gaps(ctx: _Context, row: int, tpl: ProcessTemplate) -> list[Gap]:
             sw = f"{ev.success_with:.0%}" if ev.success_with is not None else "n/a"
             so = f"{ev.success_without:.0%}" if ev.success_without is not None else "n/a"
             text = (
-                f"{_fmt_pts(ev.risk_difference)}{ci} of win rate at {ev.milestone}: {sw} with it "
+                f"{_fmt_pts(ev.risk_difference)}{ci} of {w.win_rate} at {ev.milestone}: {sw} with it "
                 f"(n={ev.n_with:,}) vs {so} without (n={ev.n_without:,})"
                 + (f", q={ev.q:.2g}" if ev.q is not None else "")
             )

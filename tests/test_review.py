@@ -398,3 +398,40 @@ def test_maven_crm_open_pipeline(shared_data):
     assert any("500 open deals are at a position no past deal was seen in" in c for c in r.caveats)
     d = r[f["case_id"].iloc[0]]
     assert d.flags and d.reasons
+
+
+# --- command line -----------------------------------------------------------------------------------
+
+
+def test_cli_review_prints_the_pipeline_and_writes_csv(synth, tmp_path):
+    from click.testing import CliRunner
+
+    from salesproc.cli import main
+
+    h, truth, t = synth
+    c = h.cases
+    first_open = c.index[c["outcome"] == "open"][0]
+    owner = c["owner"].astype(object)
+    owner.loc[first_open] = "=HYPERLINK(\"http://evil\")"
+    hp = History.from_frames(c.assign(owner=owner), h.events.assign(case_id=lambda e: e["case_id"].astype(str)),
+                             report=h.report)
+    hp.to_parquet(tmp_path / "history")
+    salesproc.save_template(t, tmp_path / "process.yaml")
+    args = ["review", "-t", str(tmp_path / "process.yaml"), "--history", str(tmp_path / "history"),
+            "--as-of", str(truth.as_of.date()), "-o", str(tmp_path / "reports"), "--top", "5"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    n_open = int((c["outcome"] == "open").sum())
+    assert f"<Review {n_open:,} open deals as of {truth.as_of.date()}" in res.output
+    assert "flags: stalled" in res.output and f"... {n_open - 5:,} more" in res.output
+    csv = tmp_path / "reports" / f"pipeline-review-{truth.as_of.date()}.csv"
+    assert f"saved {csv}" in res.output
+    table = pd.read_csv(csv)
+    assert len(table) == n_open and table["rank"].tolist() == list(range(1, n_open + 1))
+    assert "'=HYPERLINK(\"http://evil\")" in set(table["owner"])
+    # a second run keeps the first file
+    res2 = CliRunner().invoke(main, args)
+    assert res2.exit_code == 0 and (tmp_path / "reports" / f"pipeline-review-{truth.as_of.date()}.v2.csv").exists()
+    bad = CliRunner().invoke(main, ["review", "-t", str(tmp_path / "process.yaml"), "--history",
+                                    str(tmp_path / "history"), "--as-of", str((truth.start + 2 * DAY).date())])
+    assert bad.exit_code == 2 and "error: The history holds no closed cases" in bad.output
