@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from salesproc._positions import DAY_NS, NAT, PEOPLE_COLUMNS, CaseArrays, State, training_snapshots
+from salesproc._positions import DAY_NS, NAT, NEVER, PEOPLE_COLUMNS, CaseArrays, State, training_snapshots
 from salesproc._review_model import (
     Fitted,
     KeyActivity,
@@ -170,6 +170,11 @@ class DealReview:
     gaps: tuple[Gap, ...]
     actions: tuple[Action, ...]
     plan_slips: tuple[PlanSlip, ...] = ()
+    #: template milestones reached (first date, template order) and template activities done (first date)
+    reached: tuple[tuple[str, pd.Timestamp], ...] = ()
+    done: tuple[tuple[str, pd.Timestamp], ...] = ()
+    #: the process template the deal was reviewed against (reports draw its checklist from it)
+    template: ProcessTemplate | None = field(default=None, repr=False, compare=False)
 
     @property
     def flag_names(self) -> list[str]:
@@ -178,7 +183,9 @@ class DealReview:
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        return asdict(self)
+        out = asdict(replace(self, template=None))
+        out.pop("template")
+        return out
 
     def __repr__(self) -> str:
         return (
@@ -1016,6 +1023,7 @@ def _deal_review(review: Review, row: int) -> DealReview:
         flags.append(Flag("close_date_pushed", "; ".join(parts)))
 
     actions = _actions(ctx, row, review, gaps, flags, ms, days, p, w)
+    reached, done_acts = _timeline(A, int(ctx.open_idx[row]), review.template)
     amount = f["amount"]
     el = f["expected_loss"]
     return DealReview(
@@ -1047,7 +1055,29 @@ def _deal_review(review: Review, row: int) -> DealReview:
         gaps=tuple(gaps),
         actions=tuple(actions),
         plan_slips=tuple(slips),
+        reached=reached,
+        done=done_acts,
+        template=review.template,
     )
+
+
+def _timeline(
+    A: CaseArrays, ci: int, tpl: ProcessTemplate
+) -> tuple[tuple[tuple[str, pd.Timestamp], ...], tuple[tuple[str, pd.Timestamp], ...]]:
+    """The template milestones case ``ci`` reached (first date, template order) and the template's
+    activities it did (first date, by date), from what was known at the review date."""
+    lo, hi = np.searchsorted(A.mc, [ci, ci + 1])
+    first: dict[int, int] = {}
+    for k, ts in zip(A.mk[lo:hi].tolist(), A.mt[lo:hi].tolist()):
+        first.setdefault(k, ts)
+    reached = tuple((A.milestones[k], pd.Timestamp(first[k], tz="UTC")) for k in sorted(first))
+    col = {a: j for j, a in enumerate(A.activities)}
+    done = []
+    for act in tpl.activities:
+        j = col.get(act.name)
+        if j is not None and A.first_done[ci, j] != NEVER:
+            done.append((act.name, pd.Timestamp(int(A.first_done[ci, j]), tz="UTC")))
+    return reached, tuple(sorted(done, key=lambda x: x[1]))
 
 
 def _reason_text(g: str, pts: float, row: int, ctx: _Context, review: Review, ms: str | None, days: float, w: _Words) -> str | None:
