@@ -12,10 +12,11 @@ from pathlib import Path
 from salesproc.errors import OverwriteError
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = False) -> Path:
+def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = False, durable: bool = True) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
 
     A reader never sees a half-written file; an existing file is replaced only with ``overwrite``.
+    ``durable=False`` skips the fsync (still atomic; for many small files that can be regenerated).
     """
     p = Path(path)
     if p.exists() and not overwrite:
@@ -26,7 +27,8 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = False
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         if not overwrite:
             # link() fails if the name appeared meanwhile: no race can overwrite a user's file
             try:
@@ -47,9 +49,9 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = False
     return p
 
 
-def atomic_write_text(path: str | Path, text: str, *, overwrite: bool = False) -> Path:
+def atomic_write_text(path: str | Path, text: str, *, overwrite: bool = False, durable: bool = True) -> Path:
     """:func:`atomic_write_bytes` for UTF-8 text."""
-    return atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+    return atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite, durable=durable)
 
 
 @contextlib.contextmanager
