@@ -39,15 +39,18 @@ def fit_logit(
     *,
     penalty: np.ndarray | float = 1.0,
     cluster: np.ndarray | None = None,
+    start: np.ndarray | None = None,
+    covariance: bool = True,
     max_iter: int = 50,
-    tol: float = 1e-7,
+    tol: float = 1e-6,
 ) -> LogitFit:
     """Ridge-penalised logistic regression by iteratively reweighted least squares.
 
     ``X`` carries its intercept in column 0 (never penalised). ``penalty`` is the ridge weight per
     column on a standardised scale (each column divided by its standard deviation), so one value
     fits features of any unit. ``cluster`` (e.g. the case of each snapshot) gives the sandwich
-    covariance that respects repeated snapshots of one case.
+    covariance that respects repeated snapshots of one case. ``start`` (coefficients on the original
+    scale) warm-starts the iterations; ``covariance=False`` skips the covariance (held-out fits).
     """
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -60,8 +63,11 @@ def fit_logit(
     lam[0] = 0.0
     L = np.diag(lam)
     beta = np.zeros(p)
-    ybar = min(max(float(y.mean()) if n else 0.5, 1e-4), 1 - 1e-4)
-    beta[0] = np.log(ybar / (1 - ybar))
+    if start is not None:
+        beta = np.asarray(start, dtype=float) * sd
+    else:
+        ybar = min(max(float(y.mean()) if n else 0.5, 1e-4), 1 - 1e-4)
+        beta[0] = np.log(ybar / (1 - ybar))
     converged = False
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
@@ -78,6 +84,8 @@ def fit_logit(
         if float(np.max(np.abs(step))) < tol:
             converged = True
             break
+    if not covariance:
+        return LogitFit(coef=beta / sd, cov=np.full((p, p), np.nan), iterations=it, converged=converged)
     eta = Z @ beta
     mu = sigmoid(eta)
     w = np.maximum(mu * (1 - mu), 1e-9)
@@ -102,7 +110,7 @@ def fit_logit(
 def platt(eta: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Platt scaling ``p = sigmoid(a * eta + b)`` fitted on held-out linear predictors."""
     X = np.column_stack([np.ones(len(eta)), np.asarray(eta, dtype=float)])
-    fit = fit_logit(X, y, penalty=0.0)
+    fit = fit_logit(X, y, penalty=0.0, covariance=False)
     b, a = float(fit.coef[0]), float(fit.coef[1])
     if not np.isfinite(a) or a <= 0:
         return 1.0, 0.0

@@ -79,10 +79,15 @@ def log_loss(p: np.ndarray, y: np.ndarray) -> float:
 
 
 def _bins(p: np.ndarray, bins: int) -> np.ndarray:
-    """Equal-mass bin of each forecast (sorted by p, cut into ``bins`` groups of near-equal size)."""
+    """Equal-mass bin of each forecast: sorted by p (ties in input order) and cut into ``bins`` groups
+    whose sizes differ by at most one, the larger ones first (as ``numpy.array_split``)."""
     order = np.argsort(p, kind="stable")
-    out = np.empty(len(p), dtype=np.int64)
-    out[order] = (np.arange(len(p)) * bins) // max(len(p), 1)
+    n = len(p)
+    q, r = divmod(n, bins)
+    sizes = np.full(bins, q, dtype=np.int64)
+    sizes[:r] += 1
+    out = np.empty(n, dtype=np.int64)
+    out[order] = np.repeat(np.arange(bins), sizes)
     return out
 
 

@@ -109,14 +109,18 @@ class CaseArrays:
         if len(self.ac):
             np.minimum.at(first, self.ac * J + self.ak, self.at)
         self.first_done = first.reshape(self.n, max(J, 1))[:, :J]
-        roles = e["role"].to_numpy(dtype=object)[is_act]
+        # the usual role of each activity: the most frequent non-empty role among its events
         self.act_role: dict[str, str | None] = {}
-        if len(self.ak):
-            r = pd.DataFrame({"k": self.ak, "r": roles}).dropna()
-            r = r[r["r"].astype(str).str.len() > 0]
-            if len(r):
-                top = r.value_counts(["k", "r"]).reset_index().drop_duplicates("k")
-                self.act_role = {self.activities[int(k)]: str(v) for k, v in zip(top["k"], top["r"])}
+        rcode, rnames = _codes(e["role"])
+        ra = rcode[is_act]
+        ok = ra >= 0
+        if ok.any() and J:
+            R = len(rnames)
+            counts = np.bincount(self.ak[ok] * R + ra[ok], minlength=J * R).reshape(J, R)
+            best = counts.argmax(axis=1)
+            self.act_role = {
+                self.activities[j]: str(rnames[best[j]]) for j in range(J) if counts[j, best[j]] > 0
+            }
 
         # --- people --------------------------------------------------------------------------------
         self.people_column: str | None = None
@@ -129,10 +133,9 @@ class CaseArrays:
             if col in e.columns and e[col].notna().any():
                 self.people_column = col
                 break
-        if self.people_column is not None:
-            who = e[self.people_column]
-            valid = who.notna().to_numpy() & (who.astype("str").str.strip() != "").to_numpy(dtype=bool)
-            pcode = pd.factorize(who.astype("str"))[0].astype(np.int64)
+        pcode = _codes(e[self.people_column])[0] if self.people_column is not None else np.zeros(0, np.int64)
+        valid = pcode >= 0
+        if valid.any():
             pair = codes * (int(pcode.max()) + 2) + pcode
             firstseen = valid & ~pd.Series(pair).duplicated().to_numpy()
             self.pc = codes
@@ -140,15 +143,14 @@ class CaseArrays:
             cum_p = np.cumsum(firstseen)
             newc = np.ones(len(codes), dtype=bool)
             newc[1:] = codes[1:] != codes[:-1]
-            cstart = np.maximum.accumulate(np.where(newc, np.arange(len(codes)), 0)) if len(codes) else codes
-            base_p = (cum_p - firstseen)[cstart] if len(codes) else cum_p
+            cstart = np.maximum.accumulate(np.where(newc, np.arange(len(codes)), 0))
+            base_p: np.ndarray = (cum_p - firstseen)[cstart]
             self.p_cum = (cum_p - base_p).astype(np.int64)
-            per_case = np.bincount(codes[valid], minlength=self.n) if valid.any() else np.zeros(self.n, np.int64)
-            self.people_data = bool(valid.any())
-            self.has_people = per_case > 0
+            self.people_data = True
+            self.has_people = np.bincount(codes[valid], minlength=self.n) > 0
         else:
+            self.people_column = None
             self.pc = self.pt = self.p_cum = np.zeros(0, np.int64)
-            self.people_data = False
             self.has_people = np.zeros(self.n, dtype=bool)
 
         # a time grid shared by every search: integer ticks small enough to pack (case, tick) in int64
@@ -203,6 +205,17 @@ class CaseArrays:
         cols = np.arange(len(self.activities)) if activities is None else np.asarray(activities, dtype=np.int64)
         done = self.first_done[case][:, cols] <= t[:, None] if len(cols) else np.zeros((len(case), 0), bool)
         return State(case, t, stage, entered, furthest, regressed, people.astype(np.int64), done)
+
+
+def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of a text column (-1 for missing or blank) and the distinct values."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    names = np.asarray(uniques, dtype=object)
+    blank = np.array([not str(x).strip() for x in names], dtype=bool)
+    codes = codes.astype(np.int64)
+    if blank.any():
+        codes = np.where((codes >= 0) & blank[np.maximum(codes, 0)], -1, codes)
+    return codes, names
 
 
 @dataclass(frozen=True)

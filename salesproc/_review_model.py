@@ -200,7 +200,7 @@ def fit_model(
         eta = np.zeros(len(y))
         for k in range(folds):
             tr = f != k
-            fk = fit_logit(X[tr], y[tr], penalty=penalty)
+            fk = fit_logit(X[tr], y[tr], penalty=penalty, start=fit.coef, covariance=False)
             eta[~tr] = fk.linear(X[~tr])
         a, b = platt(eta, y)
         from salesproc._metrics import auc as _auc

@@ -721,9 +721,7 @@ def review_deals(
     # --- the pipeline table ------------------------------------------------------------------------------
     amount = cases_known["amount"].to_numpy(dtype=float)[open_idx]
     flags_mat = np.column_stack([stalled, slipping, n_overdue > 0, single, st.regressed, pushed])
-    flag_names = np.array(FLAGS, dtype=object)
-    flag_text = np.array([", ".join(flag_names[r]) for r in _unique_rows(flags_mat)[0]], dtype=object)
-    flag_str = flag_text[_unique_rows(flags_mat)[1]] if m else np.zeros(0, dtype=object)
+    flag_str = _flag_text(flags_mat)
     ms_name = np.array([*A.milestones, None], dtype=object)[np.where(st.stage >= 0, st.stage, K)]
     frame = pd.DataFrame(
         {
@@ -836,11 +834,12 @@ def _bucket(pct: np.ndarray) -> np.ndarray:
     return np.where(pct >= 0.8, 2, np.where(pct >= 0.5, 1, 0)).astype(np.int64)
 
 
-def _unique_rows(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if len(mat) == 0:
-        return np.zeros((0, mat.shape[1]), dtype=bool), np.zeros(0, dtype=np.int64)
-    u, inv = np.unique(mat, axis=0, return_inverse=True)
-    return u, inv.reshape(-1)
+def _flag_text(flags: np.ndarray) -> np.ndarray:
+    """Each row's set flags as one comma-separated string (built once per distinct combination)."""
+    bits = (flags.astype(np.int64) << np.arange(flags.shape[1])).sum(axis=1) if len(flags) else np.zeros(0, np.int64)
+    combos, inv = np.unique(bits, return_inverse=True)
+    text = np.array([", ".join(f for i, f in enumerate(FLAGS) if (c >> i) & 1) for c in combos], dtype=object)
+    return text[inv.reshape(-1)] if len(flags) else np.zeros(0, dtype=object)
 
 
 def _take(st: State, idx: np.ndarray) -> State:
