@@ -420,7 +420,7 @@ def review_deals(
     people: Sequence[str] = PEOPLE_COLUMNS,
     recovery_days: float = 14.0,
     case_attributes: bool = True,
-    max_snapshots: int = 50_000,
+    max_snapshots: int = 30_000,
     horizon_quantile: float = 0.95,
     penalty: float = 1.0,
     folds: int = 3,

@@ -116,6 +116,14 @@ def test_flag_precision_is_the_share_of_flagged_deals_not_won(small_bt):
     assert any("close_date_pushed is not backtested" in n for n in small_bt.notes)
 
 
+def test_backtest_leaves_the_history_unchanged(small):
+    h, _, cut = small
+    cases, events = h.cases.copy(deep=True), h.events.copy(deep=True)
+    backtest(h, cutoff=cut, horizon_days=60)
+    pd.testing.assert_frame_equal(h.cases, cases)
+    pd.testing.assert_frame_equal(h.events, events)
+
+
 def test_outcomes_are_read_after_the_cutoff(small, small_bt):
     h, _, cut = small
     o = small_bt.outcomes

@@ -435,3 +435,19 @@ def test_cli_review_prints_the_pipeline_and_writes_csv(synth, tmp_path):
     bad = CliRunner().invoke(main, ["review", "-t", str(tmp_path / "process.yaml"), "--history",
                                     str(tmp_path / "history"), "--as-of", str((truth.start + 2 * DAY).date())])
     assert bad.exit_code == 2 and "error: The history holds no closed cases" in bad.output
+
+
+def test_html_escapes_names_from_the_data(synth):
+    h, truth, t = synth
+    A = truth.as_of
+    evil = "<script>alert('x')</script>"
+    hp = _plant(h, [_case("P-<b>HTML</b>", A - 5 * DAY, owner=evil)],
+                [_ev("P-<b>HTML</b>", "Qualify", A - 5 * DAY, owner=evil)])
+    r = review_deals(hp, t, as_of=A)
+    frame = r.to_frame()
+    assert "P-<b>HTML</b>" in set(frame["case_id"])
+    html = r._repr_html_(max_rows=len(frame))
+    assert evil not in html and "&lt;script&gt;" in html
+    assert "<b>HTML</b>" not in html and "P-&lt;b&gt;HTML&lt;/b&gt;" in html
+    deal_html = r["P-<b>HTML</b>"]._repr_html_()
+    assert "<b>HTML</b>" not in deal_html
