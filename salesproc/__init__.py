@@ -20,6 +20,7 @@ from salesproc.errors import (
 from salesproc.history import History, HistorySummary, LoadReport
 from salesproc.load import load_history
 from salesproc.plan import Goal, Plan, plan_backwards, plot_plan
+from salesproc.render import export_table, render_batch, render_report
 from salesproc.review import DealReview, Review, review_deals
 from salesproc.template import ProcessTemplate, diff_templates, load_template, save_template
 
@@ -48,12 +49,15 @@ __all__ = [
     "derive_template",
     "diff_templates",
     "directly_follows",
+    "export_table",
     "load_history",
     "load_sample_deals",
     "load_sample_projects",
     "load_template",
     "plan_backwards",
     "plot_plan",
+    "render_batch",
+    "render_report",
     "review_deals",
     "save_template",
     "synthetic_history",

@@ -216,18 +216,18 @@ class Plan:
         return _render("html_fragment", self._context())
 
     def to_markdown(self, path: str | Path | None = None, *, overwrite: bool = False) -> str:
-        """The plan as a Markdown milestone checklist; also written to ``path`` if given (atomically)."""
-        text = _render("markdown", self._context())
-        if path is not None:
-            atomic_write_text(path, text, overwrite=overwrite)
-        return text
+        """The plan as a Markdown milestone checklist (the ``plan`` report of
+        :func:`salesproc.render_report`); also written to ``path`` if given (atomically)."""
+        from salesproc.render import render_report
+
+        return str(render_report(self, format="md", out=path, overwrite=overwrite))
 
     def to_html(self, path: str | Path | None = None, *, overwrite: bool = False) -> str:
-        """The plan as a standalone HTML page; also written to ``path`` if given (atomically)."""
-        text = _render("html_page", self._context())
-        if path is not None:
-            atomic_write_text(path, text, overwrite=overwrite)
-        return text
+        """The plan as a self-contained HTML page with its timeline chart (the ``plan`` report of
+        :func:`salesproc.render_report`); also written to ``path`` if given (atomically)."""
+        from salesproc.render import render_report
+
+        return str(render_report(self, format="html", out=path, overwrite=overwrite))
 
     def to_csv(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write :meth:`to_frame` as CSV (dates as YYYY-MM-DD); text cells that a spreadsheet would
