@@ -71,6 +71,7 @@ class _Prepared:
         self.closed_ns = c["closed"].array.asi8.copy()
         self.created_ns = c["created"].array.asi8
         self.kind = str(c["kind"].iloc[0]) if len(c) else "deal"
+        self.main_raw: np.ndarray = np.zeros(0, dtype=np.int64)
         codes = e["case_id"].cat.codes.to_numpy().astype(np.int64)
         ts = e["timestamp"].array.asi8
         names = e["name"].cat.categories.astype(str)
@@ -526,9 +527,9 @@ def _activities(
     caveats: list[str] = []
     if J == 0:
         return [], caveats
-    A = np.full(P.n * J, NEVER, dtype=np.int64)
-    np.minimum.at(A, P.ac * J + P.ak, P.at)
-    A = A.reshape(P.n, J)
+    flat = np.full(P.n * J, NEVER, dtype=np.int64)
+    np.minimum.at(flat, P.ac * J + P.ak, P.at)
+    A = flat.reshape(P.n, J)
     y = P.success
     # opportunity: at a milestone after the one an activity is usually done in, compare only cases
     # that went through that milestone (skipping it removes the chance to do the activity, and
@@ -592,8 +593,8 @@ def _activities(
         # the same comparison within strata of age at the milestone (Cochran-Mantel-Haenszel):
         # an activity that only marks elapsed time (status reports in a late project) is not flagged
         p_adj = np.array([
-            _age_adjusted_p(P, F, A, usual, elig_by_m[int(r.m)], int(r.a), int(r.m))
-            for r in sub.itertuples()
+            _age_adjusted_p(P, F, A, usual, elig_by_m[int(m)], int(a), int(m))
+            for a, m in zip(sub["a"].to_numpy(), sub["m"].to_numpy())
         ])
         T.loc[testable, "p_adj"] = p_adj
         T.loc[testable, "q_adj"] = bh(p_adj)
@@ -634,12 +635,12 @@ def _activities(
                 )
             )
         else:
-            best = ta.sort_values("n_with", ascending=False).iloc[0] if len(ta) else None
+            fallback = ta.sort_values("n_with", ascending=False).iloc[0] if len(ta) else None
             thin.append(name)
             acts.append(
                 Activity(
                     name=name, owner_role=role, critical=False, requirement="none",
-                    evidence=_evidence(best, names) if best is not None else None,
+                    evidence=_evidence(fallback, names) if fallback is not None else None,
                     note=f"too few cases to judge (need {min_support} with and without it before a milestone)",
                 )
             )

@@ -441,8 +441,8 @@ def template_from_yaml(text: str, *, source: str = "<yaml>") -> ProcessTemplate:
         for err in exc.errors():
             loc = [x for x in err["loc"] if x not in ("function-after",)]
             path = _loc_path(loc)
-            line = _line_of(node, loc)
-            where = f"line {line}, " if line else ""
+            line_no = _line_of(node, loc)
+            where = f"line {line_no}, " if line_no else ""
             got = err.get("input")
             got_s = "" if isinstance(got, (dict, list)) else f" (found {got!r})"
             msgs.append(f"{where}{path or '<top>'}: {err['msg']}{got_s}")
