@@ -330,8 +330,18 @@ class _Sandbox(SandboxedEnvironment):
         raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
 
 
+@jinja2.pass_environment
+def _md_join(env: jinja2.Environment, value: Any, d: str = "", attribute: str | int | None = None) -> Markup:
+    """``join`` for Markdown: the template's separator as written, every item escaped."""
+    if attribute is not None:
+        value = map(jinja2.filters.make_attrgetter(env, attribute), value)
+    return Markup(str(d)).join(md_escape(v) for v in value)
+
+
 def _configure(env: jinja2.Environment, flavour: Flavour) -> jinja2.Environment:
     env.filters.update(FILTERS)
+    if flavour == "md":
+        env.filters["join"] = _md_join
     env.globals["flavour"] = flavour
     return env
 

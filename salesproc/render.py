@@ -576,7 +576,8 @@ def export_table(df: pd.DataFrame, path: str | Path, *, overwrite: bool = False,
         elif not pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_datetime64_any_dtype(col):
             safe[c] = col.astype(object).map(neutralise)
     if suffix == ".csv":
-        return atomic_write_text(p, safe.to_csv(index=False), overwrite=overwrite)
+        # CRLF rows (RFC 4180): a cell holding a line break or carriage return is quoted, not split
+        return atomic_write_text(p, safe.to_csv(index=False, lineterminator="\r\n"), overwrite=overwrite)
     import io
 
     buf = io.BytesIO()
