@@ -424,6 +424,10 @@ def _fmt(x: float | None) -> str:
     return "" if x is None else f"{x:g}"
 
 
+def _short(x: float | None) -> str:
+    return "?" if x is None else f"{round(x, 1):g}"
+
+
 def _parse_days(text: str, what: str) -> float | None:
     s = text.strip().replace(",", ".")
     if not s:
@@ -525,7 +529,7 @@ class TemplateEditor(_Shell):
         self.activities = W.Select(options=[], rows=8, layout=W.Layout(width="320px"))
         self.activities.add_class("salesproc-activities")
         self.requirement = W.ToggleButtons(options=list(edit.REQUIREMENTS), value="none",
-                                           style={"button_width": "90px"})
+                                           style={"button_width": "105px"})
         self.requirement.add_class("salesproc-requirement")
         self.accept_button = W.Button(description="Accept", button_style="success", icon="check", layout=lay)
         self.accept_button.add_class("salesproc-accept-button")
@@ -734,7 +738,7 @@ class TemplateEditor(_Shell):
             keep = self.milestones.value
             self.milestones.options = [
                 (f"{m.order}. {m.name}"
-                 + (f"  ({_fmt(m.p50_days)}–{_fmt(m.p80_days)} d)" if m.p50_days is not None else "")
+                 + (f"  ({_short(m.p50_days)}–{_short(m.p80_days)} d)" if m.p50_days is not None else "")
                  + ("  ✎" if m.edited else ""), m.name)
                 for m in ms
             ]
