@@ -11,6 +11,15 @@ from importlib.metadata import PackageNotFoundError, version
 from salesproc.backtest import BacktestResult, backtest, compare_templates
 from salesproc.datasets import load_sample_deals, load_sample_projects, synthetic_history
 from salesproc.derive import derive_template, directly_follows
+from salesproc.edit import (
+    accept_activity,
+    merge_milestones,
+    move_milestone,
+    reject_activity,
+    rename_milestone,
+    set_activity,
+    set_milestone,
+)
 from salesproc.errors import (
     InputError,
     InvalidValueError,
@@ -23,6 +32,7 @@ from salesproc.plan import Goal, Plan, plan_backwards, plot_plan
 from salesproc.render import export_table, render_batch, render_report
 from salesproc.review import DealReview, Review, review_deals
 from salesproc.template import ProcessTemplate, diff_templates, load_template, save_template
+from salesproc.workshop import backtest_versions, open_workshop
 
 try:
     __version__ = version("salesproc")
@@ -44,7 +54,9 @@ __all__ = [
     "Review",
     "SalesprocError",
     "__version__",
+    "accept_activity",
     "backtest",
+    "backtest_versions",
     "compare_templates",
     "derive_template",
     "diff_templates",
@@ -54,11 +66,18 @@ __all__ = [
     "load_sample_deals",
     "load_sample_projects",
     "load_template",
+    "merge_milestones",
+    "move_milestone",
+    "open_workshop",
     "plan_backwards",
     "plot_plan",
+    "reject_activity",
+    "rename_milestone",
     "render_batch",
     "render_report",
     "review_deals",
     "save_template",
+    "set_activity",
+    "set_milestone",
     "synthetic_history",
 ]
