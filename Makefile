@@ -39,8 +39,9 @@ test-notebooks: $(STAMP)
 	  echo "notebook suite: $$(( $$(date +%s) - start )) s"; rm -rf "$$d"; exit $$rc
 
 # The workshop: JupyterLab on 127.0.0.1 with the notebooks (the facilitator projects this).
+# (--allow-root only where make runs as root, e.g. in a container.)
 workshop: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The template editor as a clickable app (Voila), for facilitators who do not want to see code.
 workshop-app: $(STAMP)
