@@ -182,10 +182,12 @@ class ReportCanvas:
             nodes = []
             for (px, py), (_, _, text, anchor, style) in zip(pts, labels):
                 size = float(style.get("size", 8))
-                css = f"font:{style.get('weight', 'normal')} {size:g}px 'DejaVu Sans',sans-serif;fill:{style.get('color', COLORS['text'])}"
+                # presentation attributes, not a `font:` shorthand: every SVG renderer (WeasyPrint too) reads them
                 nodes.append(
                     f'<text x="{px:.1f}" y="{height - py + size * 0.35:.1f}" text-anchor="{anchor}" '
-                    f'style="{css}">{Markup.escape(text)}</text>'
+                    f'font-family="DejaVu Sans, sans-serif" font-size="{size:g}" '
+                    f'font-weight="{style.get("weight", "normal")}" fill="{style.get("color", COLORS["text"])}">'
+                    f"{Markup.escape(text)}</text>"
                 )
             svg = svg.replace("</svg>", ' <g class="labels">\n  ' + "\n  ".join(nodes) + "\n </g>\n</svg>", 1)
         return svg_markup(svg, label=label)
