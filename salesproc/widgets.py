@@ -36,6 +36,7 @@ __all__ = [
     "GoalForm",
     "TemplateEditor",
     "guess_mapping",
+    "guess_preset",
     "preview_table",
 ]
 
@@ -105,6 +106,27 @@ def guess_mapping(columns: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def guess_preset(columns: Sequence[str]) -> str | None:
+    """The name of a known export format (a loader preset) whose id and stage columns are all present.
+
+    Examples
+    --------
+    >>> guess_preset(["OpportunityId", "StageName", "CreatedDate", "Amount", "IsWon"])
+    'salesforce'
+    >>> guess_preset(["Deal", "Stage", "When"]) is None
+    True
+    """
+    from salesproc._presets import PRESETS
+
+    cols = set(map(str, columns))
+    for name, preset in PRESETS.items():
+        m = preset.mapping
+        step = m.get("name", m.get("stage"))
+        if "case_id" in m and step is not None and {m["case_id"], step} <= cols:
+            return name
+    return None
+
+
 def preview_table(path: str | Path, *, nrows: int = 5) -> pd.DataFrame:
     """The first ``nrows`` rows of a CSV/TSV, Excel or Parquet file, as text, to see its columns.
 
@@ -170,7 +192,8 @@ class ColumnMapper(_Shell):
     path
         The file to load (CSV/TSV, Excel or Parquet); can also be typed into the widget.
     mapping
-        A starting mapping (canonical name -> column); by default guessed from the column names.
+        A starting mapping (canonical name -> column) or a preset's name; by default the preset the
+        columns match, and a mapping guessed from the column names.
     kind
         ``"deal"`` or ``"project"``.
     on_load
@@ -204,7 +227,7 @@ class ColumnMapper(_Shell):
         self,
         path: str | Path | None = None,
         *,
-        mapping: Mapping[str, str] | None = None,
+        mapping: Mapping[str, str] | str | None = None,
         kind: str = "deal",
         on_load: Callable[[History], Any] | None = None,
         nrows: int = 5,
@@ -228,6 +251,14 @@ class ColumnMapper(_Shell):
                             style={"description_width": "90px"})
             dd.add_class(f"salesproc-map-{field}")
             self.dropdowns[field] = dd
+        from salesproc._presets import PRESETS
+
+        self.preset_choice = W.Dropdown(
+            options=[("(the columns chosen below)", _NONE)]
+            + [(f"{name}: {p.description.split(':')[0].split(',')[0]}", name) for name, p in PRESETS.items()],
+            value=_NONE, description="Format", style={"description_width": "90px"},
+            layout=W.Layout(width="70%"))
+        self.preset_choice.add_class("salesproc-preset")
         self.errors_choice = W.ToggleButtons(options=[("stop at the first bad row", "raise"),
                                                       ("skip bad rows", "skip")], value="raise")
         self.load_button = W.Button(description="Load", button_style="primary", icon="upload")
@@ -241,6 +272,8 @@ class ColumnMapper(_Shell):
         self.widget = W.VBox([
             W.HBox([self.path_text, self.preview_button]),
             self.preview,
+            W.HTML("<b>A known export?</b> Pick its format, or leave it and say which column holds what."),
+            self.preset_choice,
             W.HTML("<b>Which column holds what?</b> The first three are required."),
             W.HBox([W.VBox(req), W.VBox(opt[: len(opt) // 2]), W.VBox(opt[len(opt) // 2 :])]),
             W.HBox([self.errors_choice, self.load_button]),
@@ -254,7 +287,15 @@ class ColumnMapper(_Shell):
         """The mapping the dropdowns describe (canonical name -> column), fields left at "(none)" omitted."""
         return {f: dd.value for f, dd in self.dropdowns.items() if dd.value != _NONE}
 
-    def refresh_preview(self, mapping: Mapping[str, str] | None = None) -> None:
+    @property
+    def mapping_argument(self) -> dict[str, str] | str | None:
+        """What :func:`salesproc.load_history` gets as ``mapping``: the chosen format's name, or the
+        dropdowns' mapping (``None`` when no column is chosen)."""
+        if self.preset_choice.value:
+            return str(self.preset_choice.value)
+        return self.mapping or None
+
+    def refresh_preview(self, mapping: Mapping[str, str] | str | None = None) -> None:
         """Read the file's first rows, list its columns in the dropdowns and pre-select a mapping."""
         self.error = None
         try:
@@ -268,7 +309,13 @@ class ColumnMapper(_Shell):
             f"<div class='salesproc-preview'><small>First {len(df)} rows of "
             f"{escape(Path(self.path_text.value).name)}</small>{df.to_html(index=False, max_cols=30)}</div>"
         )
-        start = dict(mapping) if mapping is not None else guess_mapping(self.columns)
+        if isinstance(mapping, str):  # a preset's name
+            preset: str | None = mapping if mapping in [v for _, v in self.preset_choice.options] else None
+            start = guess_mapping(self.columns)
+        else:
+            preset = guess_preset(self.columns) if mapping is None else None
+            start = dict(mapping) if mapping is not None else guess_mapping(self.columns)
+        self.preset_choice.value = preset or _NONE
         options = [("(none)", _NONE)] + [(c, c) for c in self.columns]
         for field, dd in self.dropdowns.items():
             dd.options = options
@@ -280,7 +327,7 @@ class ColumnMapper(_Shell):
 
         self.error = None
         try:
-            h = load_history(self.path_text.value.strip(), mapping=self.mapping or None, kind=self.kind,
+            h = load_history(self.path_text.value.strip(), mapping=self.mapping_argument, kind=self.kind,
                              errors=self.errors_choice.value)
         except SalesprocError as exc:
             self.error = str(exc)
@@ -288,7 +335,7 @@ class ColumnMapper(_Shell):
             self.result.value = _html_error(self.error)
             return None
         self.history = h
-        self.result.value = _html_ok(str(h.summary()) + f"\n\nmapping={self.mapping!r}")
+        self.result.value = _html_ok(str(h.summary()) + f"\n\nmapping={self.mapping_argument!r}")
         if self.on_load is not None:
             self.on_load(h)
         return h

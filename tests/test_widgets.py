@@ -323,3 +323,39 @@ def test_goal_form_says_what_is_missing() -> None:
     f.set_button.click()
     assert f.goal is None and "Say what success looks like" in (f.error or "")
     assert "salesproc-error" in f.result.value
+
+
+def test_mapper_recognises_a_known_crm_export() -> None:
+    from salesproc.load import load_history
+
+    path = Path(__file__).parent / "data" / "salesforce_opportunity_history.csv"
+    m = ColumnMapper(path)
+    assert m.preset_choice.value == "salesforce"
+    assert m.mapping_argument == "salesforce"
+    m.load_button.click()
+    assert m.error is None and m.history is not None
+    direct = load_history(path, mapping="salesforce")
+    assert m.history.cases["case_id"].tolist() == direct.cases["case_id"].tolist()
+    assert len(m.history.events) == len(direct.events)
+    assert "mapping=&#x27;salesforce&#x27;" in m.result.value
+    # choosing "the columns below" instead loads with the dropdowns' mapping
+    m.preset_choice.value = ""
+    assert m.mapping_argument == m.mapping
+
+
+def test_guess_preset() -> None:
+    from salesproc.widgets import guess_preset
+
+    assert guess_preset(["Record ID", "Deal Stage", "Date entered stage", "Amount"]) == "hubspot"
+    assert guess_preset(["case:concept:name", "concept:name", "time:timestamp"]) == "xes-csv"
+    assert guess_preset(["project_id", "milestone", "planned_date", "actual_date"]) == "project-milestones"
+    assert guess_preset(["Opportunity ID", "Stage", "Date"]) is None
+
+
+def test_mapper_starts_from_a_named_preset() -> None:
+    path = Path(__file__).parent / "data" / "hubspot_deal_stage_history.csv"
+    m = ColumnMapper(path, mapping="hubspot")
+    assert m.mapping_argument == "hubspot"
+    m.load_button.click()
+    assert m.error is None and m.history is not None and len(m.history) == 4
+    assert ColumnMapper(path, mapping="no-such-preset").preset_choice.value == ""
