@@ -394,12 +394,63 @@ def info(path: str, load: LoadOptions, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def demo(as_json: bool) -> None:
-    """Load the built-in sample deals and show what they hold."""
+@click.option("-o", "--output", "output", default="reports", show_default=True, metavar="FOLDER",
+              help="Where the run folder of reports goes (a new dated folder each run).")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Processes rendering the deal reports.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the sample data's summary and the files written as JSON.")
+def demo(output: str, workers: int, no_progress: bool, as_json: bool) -> None:
+    """Run the whole pipeline on the built-in sample deals and render every report.
+
+    Derives the team's process template from the sample deals and saves it, reviews the open
+    pipeline, writes the pipeline index and one review per open deal (HTML and Markdown), "our
+    process on one page", the milestone checklist, a close plan for the top deal (with an
+    iCalendar file) and the pipeline as CSV into a new folder under --output, then says where to
+    look.
+
+    \b
+    Examples:
+      salesproc demo
+      salesproc demo -o /tmp/reports --no-progress
+    """
+    import os
+    from pathlib import Path
+
+    from salesproc._demo import run_demo
     from salesproc.datasets import load_sample_deals
 
-    _echo_summary(load_sample_deals().summary(), as_json)
+    summary = load_sample_deals().summary()
+    if not as_json:
+        click.echo(str(summary))
+        click.echo("")
+    run = run_demo(output, workers=workers, progress=not no_progress and not as_json,
+                   echo=(lambda s: None) if as_json else click.echo)
+
+    def show(p: Path) -> str:
+        rel = os.path.relpath(p)
+        return rel if not rel.startswith("..") else str(p)
+
+    if as_json:
+        click.echo(json.dumps({**summary.to_dict(), "run_dir": str(run.run_dir), "index": str(run.index),
+                               "deal_reports": run.deals,
+                               "files": {k: str(v) for k, v in run.files.items()}}, indent=2, ensure_ascii=False))
+        return
+    f = run.files
+    rows = [("pipeline review", f"{show(run.index)}  ({run.deals} deal reviews in deals/)"),
+            ("our process, 1 page", show(f["process.html"])),
+            ("milestone checklist", show(f["checklist.html"]))]
+    if "plan.html" in f:
+        rows.append((f"close plan, {run.plan_case}", f"{show(f['plan.html'])}  (calendar: {Path(f['plan.ics']).name})"))
+    rows.append(("process template", f"{show(f['process.yaml'])}  (edit it, then: salesproc review -t "
+                                     f"{show(f['process.yaml'])} --history <your deals> -o reports)"))
+    width = max(len(label) for label, _ in rows) + 2
+    click.echo("")
+    click.echo(f"Reports are in {show(run.run_dir)}/ - start here:")
+    for label, where in rows:
+        click.echo(f"  {(label + ':').ljust(width)}{where}")
+    click.echo("Markdown versions (.md) sit beside each HTML report; pipeline.csv is safe to open in a spreadsheet.")
 
 
 @main.command()
@@ -589,13 +640,24 @@ def _review_rows(frame: Any, top: int) -> list[str]:
               "versioned name is used unless --overwrite).")
 @click.option("--top", type=int, default=20, show_default=True, help="How many deals to print, most at risk first.")
 @click.option("--overwrite", is_flag=True, help="Replace the CSV file if it exists.")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["html", "md", "pdf"]),
+              help="With -o: report formats (repeat; default html). pdf needs pip install 'salesproc[pdf]'.")
+@click.option("--no-reports", is_flag=True, help="With -o: write the CSV only, no reports.")
+@click.option("--report-templates", metavar="FOLDER",
+              help="Your report templates (default: ./templates/ if it exists), searched before the built-in ones.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Processes rendering the deal reports.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
 @history_options
 def review(template_path: str, history_path: str, as_of: str | None, output: str | None, top: int,
-           overwrite: bool, load: LoadOptions) -> None:
+           overwrite: bool, formats: Sequence[str], no_reports: bool, report_templates: str | None,
+           workers: int, no_progress: bool, load: LoadOptions) -> None:
     """Review every open deal: where it stands, its odds with an interval, flags and the next action.
 
     Prints the pipeline, most at risk first (risk times amount); with -o it also writes the whole
-    table as CSV (cells that a spreadsheet would run as formulas are quoted).
+    table as CSV (cells that a spreadsheet would run as formulas are quoted) and renders the
+    pipeline review with one report per open deal into a new run folder
+    (-o/review-YYYY-MM-DD/index.html), with a progress bar.
 
     \b
     Examples:
@@ -640,6 +702,13 @@ def review(template_path: str, history_path: str, as_of: str | None, output: str
         path.parent.mkdir(parents=True, exist_ok=True)
         written = atomic_write_text(path, safe.to_csv(index=False), overwrite=overwrite)
         click.echo(f"saved {written}")
+        if not no_reports:
+            from salesproc.render import render_batch
+
+            run = render_batch(result, output, formats=formats or ("html",), overwrite=overwrite,
+                               progress=not no_progress, workers=workers, template_dir=report_templates)
+            click.echo(f"reports: {run.index} ({len(run):,} deal reports in {run.run_dir / 'deals'}, "
+                       f"{run.seconds:.1f} s)")
 
 
 if __name__ == "__main__":  # pragma: no cover
