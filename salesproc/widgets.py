@@ -260,7 +260,8 @@ class ColumnMapper(_Shell):
             layout=W.Layout(width="70%"))
         self.preset_choice.add_class("salesproc-preset")
         self.errors_choice = W.ToggleButtons(options=[("stop at the first bad row", "raise"),
-                                                      ("skip bad rows", "skip")], value="raise")
+                                                      ("skip bad rows", "skip")], value="raise",
+                                            style={"button_width": "auto"})
         self.load_button = W.Button(description="Load", button_style="primary", icon="upload")
         self.load_button.add_class("salesproc-load-button")
         self.result = W.HTML()
