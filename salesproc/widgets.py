@@ -681,7 +681,7 @@ class TemplateEditor(_Shell):
     def save(self) -> Path | None:
         """Write the edited template as the next version beside ``path`` and show the diff."""
         same = self.template.model_copy(update={"version": self.saved.version}) == self.saved
-        if same and self.saved_path is not None:
+        if same and (self.saved_path is not None or self.path.exists()):
             self._say("No changes since the last save.")
             return None
         new = edit.next_template_version(self.template, self.path, previous=self.saved)

@@ -359,3 +359,15 @@ def test_mapper_starts_from_a_named_preset() -> None:
     m.load_button.click()
     assert m.error is None and m.history is not None and len(m.history) == 4
     assert ColumnMapper(path, mapping="no-such-preset").preset_choice.value == ""
+
+
+def test_editor_saves_nothing_without_changes(tpl: ProcessTemplate, saved: Path) -> None:
+    ed = TemplateEditor(tpl, path=saved)
+    ed.save_button.click()
+    assert ed.message == "No changes since the last save." and ed.saved_path is None
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["process.yaml"]
+    ed.milestones.value = "Demo"
+    ed.up_button.click()
+    ed.undo_button.click()  # back to what was saved: still nothing to save
+    ed.save_button.click()
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["process.yaml"]
