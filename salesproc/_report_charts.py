@@ -6,8 +6,9 @@ previous chart's artists instead of rebuilding axes, draws bars as one collectio
 writes labels as text (``svg.fonttype = 'none'``) with the axis machinery switched off. Output is
 deterministic (fixed hash salt, no date or creator metadata), so snapshots are stable.
 
-User text (milestone and activity names) goes through :func:`plain_label` so that matplotlib never
-reads it as mathtext; matplotlib escapes it for XML when writing the SVG.
+User text (deal ids, milestone and activity names) is never read as mathtext: the per-deal chart
+writes its labels as escaped SVG text itself, and the one-off charts (plan, pipeline) switch
+mathtext off for their labels; matplotlib escapes text for XML when it writes the SVG.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ __all__ = [
     "ReportCanvas",
     "figure_svg",
     "pipeline_chart",
-    "plain_label",
     "plan_chart",
     "svg_markup",
 ]
@@ -60,18 +60,6 @@ COLORS = {
 _XML_HEAD = re.compile(r"^.*?(?=<svg\b)", re.DOTALL)
 _SIZE = re.compile(r'<svg([^>]*?)\swidth="([\d.]+)pt"\sheight="([\d.]+)pt"')
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)
-
-
-def plain_label(text: Any, max_len: int = 38) -> str:
-    r"""User text made safe for a matplotlib label: ``$`` escaped (no mathtext), shortened.
-
-    >>> plain_label("Pay $5 $now"), plain_label("x" * 50)[-3:]
-    ('Pay \\$5 \\$now', 'xx…')
-    """
-    s = " ".join(str(text).split())
-    if len(s) > max_len:
-        s = s[: max_len - 1] + "…"
-    return s.replace("\\", "\\\\").replace("$", r"\$")
 
 
 def svg_markup(svg: str, *, label: str = "chart") -> Markup:
@@ -265,20 +253,10 @@ def _short(text: Any, max_len: int) -> str:
 
 
 def plan_chart(plan: Any) -> Markup:
-    """The plan's Gantt chart (:func:`salesproc.plan.plot_plan`) as inline SVG.
-
-    Names are user text: the chart is drawn from a copy whose names cannot be read as mathtext.
-    """
-    from dataclasses import replace
-
+    """The plan's Gantt chart (:func:`salesproc.plan.plot_plan`, which reads names as plain text)
+    as inline SVG."""
     from salesproc.plan import plot_plan
 
-    safe = replace(
-        plan,
-        items=tuple(replace(it, name=plain_label(it.name, 60)) for it in plan.items),
-        goal=replace(plan.goal, success=plain_label(plan.goal.success, 60)),
-    )
-    plan = safe
     with matplotlib.rc_context(SVG_RC):
         fig = Figure(figsize=(7.5, 1.5 + 0.3 * max(len(plan.items), 1)), layout="constrained")
         FigureCanvasSVG(fig)

@@ -18,6 +18,7 @@ from markupsafe import Markup
 from render_data import (
     ACTIVITY,
     HOSTILE_IDS,
+    MILESTONE,
     OWNER,
     SCRIPT,
     TRAVERSAL,
@@ -372,6 +373,15 @@ def test_pdf_without_pango_names_the_system_libraries(fx: Fixture, monkeypatch: 
     assert not Path("unused-never-created").exists()
 
 
+def test_a_pdf_batch_writes_one_pdf_per_deal_and_links_them(in_tmp: Path) -> None:
+    few = small_review(60, 7)  # a handful of open deals: PDFs take a while each
+    run = render_batch(few.review, in_tmp, formats=("pdf",), progress=False, workers=2)
+    pdfs = sorted((run.run_dir / "deals").glob("*.pdf"))
+    assert len(pdfs) == len(few.review) > 0 and all(p.read_bytes().startswith(b"%PDF-") for p in pdfs)
+    index = run.index.read_text(encoding="utf-8")
+    assert all(f'href="deals/{p.name}"' in index for p in pdfs)
+
+
 # --- batches ----------------------------------------------------------------------------------------
 
 
@@ -440,6 +450,11 @@ def test_hostile_names_stay_text_and_inside_the_output_folder(hostile: Fixture, 
     index = run.index.read_text(encoding="utf-8")
     assert "<script" not in index and "<img" not in index
     assert str(Markup.escape(OWNER)) in index and str(Markup.escape(SCRIPT)) in index
+    # a "$" in a milestone name is a dollar in every chart, never mathtext
+    charts = re.findall(r"<svg.*?</svg>", index, re.S)
+    assert len(charts) == 2 and all(str(Markup.escape(MILESTONE)) in c for c in charts[:1])
+    deal_chart = re.search(r"<svg.*?</svg>", run.reports[SCRIPT][0].read_text(encoding="utf-8"), re.S)
+    assert deal_chart is not None and f">{Markup.escape(MILESTONE)}</text>" in deal_chart.group(0)
     deal_md = run.reports[SCRIPT][1].read_text(encoding="utf-8")
     assert md_escape(ACTIVITY) in deal_md and md_escape(SCRIPT) in deal_md
 
