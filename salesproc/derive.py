@@ -189,6 +189,8 @@ def derive_template(
     assert t_as_of is not None
     if as_of is not None:
         history = history.as_of(t_as_of)
+    if previous is not None:
+        history = previous.align(history)  # a person's renamed and merged milestones
     kinds = {str(k) for k in history._cases["kind"].unique()}
     if len(kinds) > 1:
         raise ValueError(
@@ -725,7 +727,7 @@ def _keep_edits(previous: ProcessTemplate, new: ProcessTemplate) -> ProcessTempl
         if pm is None:
             ms.append(m)
             continue
-        upd: dict[str, Any] = {"edited": list(pm.edited)}
+        upd: dict[str, Any] = {"edited": list(pm.edited), "aliases": list(pm.aliases)}
         for fld in pm.edited:
             if fld in ("order",) or not hasattr(m, fld):
                 continue

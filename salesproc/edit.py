@@ -264,6 +264,11 @@ def move_milestone(template: ProcessTemplate, name: str, steps: int) -> ProcessT
     return _rebuild(template, ms)
 
 
+def _aliases(existing: Sequence[str], *names: str, exclude: str) -> list[str]:
+    """The event names a milestone stands for after a rename or merge (its own name excluded)."""
+    return [a for a in dict.fromkeys([*existing, *names]) if a != exclude]
+
+
 def rename_milestone(template: ProcessTemplate, name: str, new_name: str) -> ProcessTemplate:
     """Rename milestone ``name``; activities due by it and dependencies naming it follow.
 
@@ -281,7 +286,8 @@ def rename_milestone(template: ProcessTemplate, name: str, new_name: str) -> Pro
         return template
     _check_free(template, new, fn)
     ms = [
-        x.model_copy(update={"name": new, "edited": _mark(m.edited, "name")}) if x.name == name else x
+        x.model_copy(update={"name": new, "edited": _mark(m.edited, "name"),
+                             "aliases": _aliases(x.aliases, name, exclude=new)}) if x.name == name else x
         for x in _ordered(template)
     ]
     return _rebuild(template, ms, rename={name: new})
@@ -352,6 +358,7 @@ def merge_milestones(
     edited = list(dict.fromkeys(f for m in merged for f in m.edited))
     marks = [f for f, v in upd.items() if getattr(base, f) != v]
     upd["edited"] = _mark(edited, *marks)
+    upd["aliases"] = _aliases([a for m in merged for a in m.aliases], *[m.name for m in merged], exclude=final)
     new_m = base.model_copy(update=upd)
     out = [new_m if m.name == keep_name else m for m in ms if m.name == keep_name or m.name not in wanted]
     return _rebuild(template, out, rename=dict.fromkeys(wanted, final))

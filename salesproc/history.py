@@ -408,6 +408,31 @@ class History:
         ev = ev.assign(case_id=ev["case_id"].cat.set_categories(cases["case_id"])).reset_index(drop=True)
         return History(cases, ev, self._report)
 
+    def rename_events(self, mapping: Mapping[str, str]) -> History:
+        """The history with event names renamed (several old names may become one).
+
+        Only the categories change, so this costs nothing per event.
+
+        Examples
+        --------
+        >>> import salesproc
+        >>> h = salesproc.load_sample_deals()
+        >>> "Evaluation" in set(h.rename_events({"Discovery": "Evaluation"}).events["name"])
+        True
+        """
+        if not mapping:
+            return self
+        name = self._events["name"]
+        cats = [str(c) for c in name.cat.categories]
+        new = [str(mapping.get(c, c)) for c in cats]
+        uniq = list(dict.fromkeys(new))
+        pos = {c: i for i, c in enumerate(uniq)}
+        remap = np.array([pos[c] for c in new], dtype=np.int64)
+        codes = name.cat.codes.to_numpy()
+        new_codes = np.where(codes >= 0, remap[np.maximum(codes, 0)] if len(remap) else -1, -1)
+        renamed = pd.Categorical.from_codes(new_codes, dtype=pd.CategoricalDtype(uniq))
+        return History(self._cases, self._events.assign(name=renamed), self._report)
+
     # -- persistence --------------------------------------------------------------------------
     def to_parquet(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Save to a folder (``cases.parquet``, ``events.parquet``, ``report.json``), atomically.

@@ -401,6 +401,8 @@ def plan_backwards(
             f"Expected some of {sorted(graph.nodes)}."
         )
 
+    if history is not None:
+        history = template.align(history)  # renamed / merged milestones match their old event names
     model = _model(template, history, now)
     notes = list(model.notes)
     if case is not None and history is None:

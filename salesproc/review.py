@@ -509,7 +509,7 @@ def review_deals(
         )
 
     caveats: list[str] = []
-    known = history.as_of(t)
+    known = template.align(history.as_of(t))  # renamed / merged milestones match their old event names
     kinds = known._cases["kind"].astype(str)
     if (kinds != template.kind).any():
         n_other = int((kinds != template.kind).sum())

@@ -101,7 +101,11 @@ class MilestoneEvidence(_Model):
 
 
 class Milestone(_Model):
-    """One milestone of the process, in order, with who owns it and how long it usually takes."""
+    """One milestone of the process, in order, with who owns it and how long it usually takes.
+
+    ``aliases`` are the event names in the data that count as this milestone (the names it had
+    before a person renamed or merged it); the milestone's own name always counts.
+    """
 
     name: str
     order: int
@@ -110,6 +114,7 @@ class Milestone(_Model):
     p50_days: float | None = None
     p80_days: float | None = None
     evidence: MilestoneEvidence = Field(default_factory=MilestoneEvidence)
+    aliases: list[str] = Field(default_factory=list)
     edited: list[str] = Field(default_factory=list)
 
 
@@ -253,6 +258,23 @@ class ProcessTemplate(_Model):
             if a.name == name:
                 return a
         raise KeyError(f"no activity {name!r} in the template")
+
+    def event_aliases(self) -> dict[str, str]:
+        """Event name -> milestone name, for milestones that were renamed or merged.
+
+        Examples
+        --------
+        >>> from salesproc.template import ProcessTemplate, Milestone
+        >>> t = ProcessTemplate(milestones=[Milestone(name="Evaluation", order=1, aliases=["Demo", "Trial"])])
+        >>> t.event_aliases()
+        {'Demo': 'Evaluation', 'Trial': 'Evaluation'}
+        """
+        return {a: m.name for m in self.milestones for a in m.aliases if a != m.name}
+
+    def align(self, history: Any) -> Any:
+        """``history`` with event names renamed to this template's milestones (see ``aliases``)."""
+        mapping = self.event_aliases()
+        return history.rename_events(mapping) if mapping else history
 
     def all_dependencies(self) -> list[Dependency]:
         """Explicit dependencies plus the implied ones: milestone order, activity before its milestone."""
@@ -554,12 +576,39 @@ def diff_templates(
     """
     ch: list[Change] = []
     an, bn = a.milestone_names, b.milestone_names
+    renamed: dict[str, str] = {}  # old name in a -> new name in b
+    for m in b.milestones:
+        if m.name not in an:
+            for old in m.aliases:
+                if old in an and old not in bn:
+                    renamed[old] = m.name
+    merged_into: dict[str, list[str]] = {}
+    for old, new in renamed.items():
+        merged_into.setdefault(new, []).append(old)
+    for new, olds in merged_into.items():
+        if len(olds) == 1:
+            ch.append(Change("milestone_renamed", new, f"milestone renamed: {olds[0]} -> {new}"))
+        else:
+            ch.append(Change("milestones_merged", new, f"milestones merged: {' + '.join(olds)} -> {new}"))
+    for m in b.milestones:
+        olds = [x for x in m.aliases if x in an and x != m.name and x not in bn and m.name in an]
+        if olds:
+            ch.append(Change("milestones_merged", m.name, f"milestones merged: {' + '.join([m.name, *olds])} -> {m.name}"))
+            renamed.update({o: m.name for o in olds})
     for name in bn:
-        if name not in an:
+        if name not in an and name not in merged_into:
             ch.append(Change("milestone_added", name, f"milestone added: {name}"))
     for name in an:
-        if name not in bn:
+        if name not in bn and name not in renamed:
             ch.append(Change("milestone_removed", name, f"milestone removed: {name}"))
+    # compare order and fields under the new names
+    if renamed:
+        a = a.model_copy(update={"milestones": [
+            m.model_copy(update={"name": renamed.get(m.name, m.name)}) for m in a.milestones
+            if not (m.name in renamed and renamed[m.name] in an)
+        ]})
+        an = [renamed.get(x, x) for x in an]
+        an = list(dict.fromkeys(an))
     common_a = [n for n in an if n in bn]
     common_b = [n for n in bn if n in an]
     if common_a != common_b:

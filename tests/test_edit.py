@@ -122,7 +122,8 @@ def test_rename_carries_references(tpl: ProcessTemplate) -> None:
     assert [(d.before, d.after) for d in r.dependencies] == [("Newsletter", "Demo"), ("Demo", "Pilot")]
     assert r.proposals[0].item == "Pilot"
     _valid(r)
-    assert "milestone added: Pilot" in str(diff_templates(tpl, r))
+    assert r.milestone("Pilot").aliases == ["Trial"]
+    assert "milestone renamed: Trial -> Pilot" in str(diff_templates(tpl, r))
 
 
 def test_rename_rejects_clashes_and_blank_names(tpl: ProcessTemplate) -> None:
