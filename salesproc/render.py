@@ -468,7 +468,7 @@ def render_batch(
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"The 'workers' parameter of render_batch must be a positive integer. Got {workers!r} instead.")
     if "pdf" in fmts:
-        html_to_pdf_check()
+        _check_pdf()
     t0 = time.perf_counter()
     tdir = _user_dirs(template_dir)
     run_dir = new_run_dir(Path(out_dir), f"review-{review.as_of:%Y-%m-%d}", overwrite=overwrite)
@@ -520,7 +520,7 @@ def render_batch(
     return BatchResult(run_dir, index, ordered, round(time.perf_counter() - t0, 3), n_workers)
 
 
-def html_to_pdf_check() -> None:
+def _check_pdf() -> None:
     """Fail early (before any file is written) when PDF output cannot work."""
     html_to_pdf("<p>salesproc</p>")
 
