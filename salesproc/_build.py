@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -109,6 +109,11 @@ class Skips:
             )
         self.count(reason, n if weights is None else int(np.asarray(weights)[mask].sum()))
         return ~mask
+
+
+def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
+    """Nanoseconds since the epoch (int64 min for missing) as UTC timestamps, like ``pd.to_datetime(ns, utc=True)``."""
+    return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("M8[ns]")).tz_localize("UTC")
 
 
 def i8(s: pd.Series) -> np.ndarray:
@@ -272,6 +277,12 @@ def parse_amounts(values: pd.Series, *, decimal: str = ".") -> pd.Series:
     """Numbers, also from European text such as ``1.234,50`` when ``decimal=','``."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         return values.astype("float64")
+    if values.dtype == object:
+        # numbers kept as Python objects, read as the text route reads them: integers always,
+        # floats when the decimal mark is a point (their text then has no other separator)
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        if kind == "integer" or (decimal == "." and kind in ("floating", "mixed-integer-float")):
+            return values.astype("float64")
     txt = values.astype("str").where(values.notna(), None).str.strip()
     txt = txt.str.replace(r"[\s\u00a0$€£¥]", "", regex=True)
     if decimal == ",":
@@ -322,13 +333,36 @@ def milestone_matcher(rule: MilestoneRule) -> Callable[[pd.Series], np.ndarray] 
 
 
 def _norm_token(s: pd.Series) -> pd.Series:
-    return (
-        s.astype("str")
-        .where(s.notna(), "")
-        .str.strip()
-        .str.lower()
-        .str.replace(r"[\s\-]+", "_", regex=True)
-    )
+    """Trimmed, lower-case, ``_``-joined text ("" for missing), worked out once per distinct value."""
+    txt = s.astype("str").where(s.notna(), "")
+    if len(txt) <= 64:
+        return _norm_text(txt)
+    codes, uniq = pd.factorize(txt)
+    norm = _norm_text(pd.Series(uniq, dtype="str"))
+    return pd.Series(norm.array.take(codes), index=txt.index, name=txt.name)
+
+
+def _norm_codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``_norm_token`` as codes into its distinct results (which may repeat: ``Task`` and ``task``)."""
+    if _is_plain_str(s.dtype):  # missing values (code -1) read as ""
+        codes, uniq = pd.factorize(s)
+        norm = _norm_text(pd.Series([*uniq.tolist(), ""], dtype="str")).to_numpy(dtype=object)
+        return np.where(codes < 0, len(uniq), codes), norm
+    codes, uniq = pd.factorize(s.astype("str").where(s.notna(), ""))
+    return codes, _norm_text(pd.Series(uniq, dtype="str")).to_numpy(dtype=object)
+
+
+def _norm_text(txt: pd.Series) -> pd.Series:
+    return txt.str.strip().str.lower().str.replace(r"[\s\-]+", "_", regex=True)
+
+
+def _is_datetime(dtype: Any) -> bool:
+    return isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype)
+
+
+def _is_plain_str(dtype: Any) -> bool:
+    """The default text dtype (``"str"``), which ``astype("str")`` leaves as it is."""
+    return isinstance(dtype, pd.StringDtype) and dtype.na_value is np.nan  # type: ignore[comparison-overlap]
 
 
 def normalize_outcomes(
@@ -341,6 +375,32 @@ def normalize_outcomes(
     weights: np.ndarray | None = None,
 ) -> tuple[pd.Series, np.ndarray]:
     """Map raw outcome labels to canonical ones; returns (outcome, keep-mask)."""
+    out, label_codes, labels = _outcome_labels(raw, outcome_values)
+    allowed_pairs = np.zeros(len(raw), dtype=bool)
+    kv = kinds.to_numpy()
+    for kind, allowed in OUTCOMES_BY_KIND.items():
+        allowed_pairs |= (kv == kind) & np.isin(labels, allowed)[label_codes]
+    bad = ~allowed_pairs
+    return out, _report_outcomes(bad, raw, kv, skips=skips, rows=rows, weights=weights)
+
+
+def _outcome_labels(
+    raw: pd.Series, outcome_values: Mapping[str, str] | None
+) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Canonical outcome per row, and as codes into the distinct results.
+
+    The label depends only on the value's text (and the column being boolean), so it is worked
+    out once per distinct text, on the first row that has it.
+    """
+    txt = raw.astype("str").where(raw.notna(), None)
+    codes, _ = pd.factorize(txt, use_na_sentinel=False)
+    first = np.full(codes.max(initial=-1) + 1, -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    labels = _outcome_label_rows(raw.iloc[first], outcome_values).to_numpy(dtype=object)
+    return pd.Series(labels[codes], index=raw.index, dtype=object), codes, labels
+
+
+def _outcome_label_rows(raw: pd.Series, outcome_values: Mapping[str, str] | None) -> pd.Series:
     out = pd.Series(np.full(len(raw), None, dtype=object), index=raw.index)
     if outcome_values:
         user = {str(k): str(v) for k, v in outcome_values.items()}
@@ -357,13 +417,19 @@ def normalize_outcomes(
     tok = _norm_token(raw)
     tok = tok.replace({"true": "won", "false": "lost", "1": "won", "0": "lost"})
     mapped = tok.map(_OUTCOMES_SYN_SERIES)
-    out = out.where(out.notna(), mapped)
-    allowed_pairs = np.zeros(len(raw), dtype=bool)
-    kv = kinds.to_numpy()
-    ov = out.to_numpy()
-    for kind, allowed in OUTCOMES_BY_KIND.items():
-        allowed_pairs |= (kv == kind) & np.isin(ov, allowed)
-    bad = ~allowed_pairs
+    return out.where(out.notna(), mapped)
+
+
+def _report_outcomes(
+    bad: np.ndarray,
+    raw: pd.Series,
+    kv: np.ndarray,
+    *,
+    skips: Skips,
+    rows: np.ndarray,
+    weights: np.ndarray | None,
+) -> np.ndarray:
+    """Raise on (or count) rows whose outcome is unknown or does not fit their kind."""
 
     def expected(i: int, value: object) -> str:
         k = str(kv[i]) if kv[i] in OUTCOMES_BY_KIND else "deal"
@@ -387,7 +453,7 @@ def normalize_outcomes(
         reason="unknown outcome value",
         weights=weights,
     )
-    return out, keep
+    return keep
 
 
 _OUTCOMES_SYN_SERIES = pd.Series(_OUTCOME_SYNONYMS)
@@ -397,6 +463,27 @@ def _rows_of(df: pd.DataFrame, offset: int) -> np.ndarray:
     if "_row" in df.columns:
         return df["_row"].to_numpy(dtype=np.int64)
     return np.arange(len(df), dtype=np.int64) + offset
+
+
+def _id_codes(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Ids cleaned as :func:`_clean_ids` does, as codes (-1: none) into the distinct ids in order of
+    first appearance; text columns are cleaned once per distinct value."""
+    if _is_plain_str(s.dtype):
+        raw_codes, raw_uniq = pd.factorize(s)
+        codes, uniq = pd.factorize(_clean_ids(pd.Series(raw_uniq, dtype="str")))
+        return np.append(codes, -1)[raw_codes], pd.Index(uniq)
+    codes, uniq = pd.factorize(_clean_ids(s))
+    return codes, pd.Index(uniq)
+
+
+def _name_codes(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Event names as text with spaces trimmed, as codes (-1: none) into the distinct names."""
+    if _is_plain_str(s.dtype):
+        raw_codes, raw_uniq = pd.factorize(s)
+        codes, uniq = pd.factorize(pd.Series(raw_uniq, dtype="str").str.strip())
+        return np.append(codes, -1)[raw_codes], pd.Index(uniq, dtype="str")
+    codes, uniq = pd.factorize(s.astype("str").where(s.notna(), None).str.strip())
+    return codes, pd.Index(uniq, dtype="str")
 
 
 def _clean_ids(s: pd.Series) -> pd.Series:
@@ -474,16 +561,19 @@ def build_history(
     keep = np.ones(len(ev), dtype=bool)
 
     # --- events: id, name, time, type --------------------------------------------------------
-    cid = _clean_ids(ev["case_id"]) if len(ev) else pd.Series([], dtype="str")
+    # ids and names are cleaned once per distinct value and carried as codes (-1: none)
+    no_text, no_values = pd.Series([], dtype="str"), pd.Index([], dtype="str")
+    id_codes, id_values = _id_codes(ev["case_id"]) if len(ev) else (np.zeros(0, np.int64), no_values)
     keep &= sk.bad(
-        cid.isna().to_numpy() & keep, rows=rows, column="case_id", values=ev.get("case_id", cid),
+        (id_codes < 0) & keep, rows=rows, column="case_id", values=ev.get("case_id", no_text),
         expected="a case id (not empty)", fix="fill the id, or drop the row from the file.",
         reason="empty case id",
     )
-    name = ev["name"].astype("str").where(ev["name"].notna(), None).str.strip() if len(ev) else cid
+    name_codes, name_values = _name_codes(ev["name"]) if len(ev) else (np.zeros(0, np.int64), no_values)
+    blank_name = np.append(name_values.to_numpy(dtype=object) == "", True)[name_codes]  # -1: missing
     keep &= sk.bad(
-        (name.isna() | (name == "")).to_numpy() & keep, rows=rows, column="name",
-        values=ev.get("name", name), expected="an event name (not empty)",
+        blank_name & keep, rows=rows, column="name",
+        values=ev.get("name", no_text), expected="an event name (not empty)",
         fix="fill the event name, or drop the row.", reason="empty event name",
     )
     ts = parse_timestamps(ev["timestamp"], tz=tz, dayfirst=dayfirst, date_format=date_format) if len(ev) else pd.Series([], dtype=TS_DTYPE)
@@ -495,25 +585,28 @@ def build_history(
              "e.g. date_format='%d.%m.%Y'."),
         reason="unparseable or missing timestamp",
     )
-    etype: pd.Series
+    etype_code: np.ndarray
     if "type" in ev.columns:
-        tok = _norm_token(ev["type"])
-        etype = tok.map(pd.Series(_TYPE_SYNONYMS))
+        tcodes, tnorm = _norm_codes(ev["type"])
+        mapped = pd.Series(tnorm, dtype=object).map(_TYPE_SYNONYMS).to_numpy(dtype=object)
+        per_label = np.where(mapped == "milestone", 0, np.where(mapped == "activity", 1, -1)).astype(np.int8)
+        etype_code = per_label[tcodes]
         keep &= sk.bad(
-            etype.isna().to_numpy() & keep, rows=rows, column="type", values=ev["type"],
+            (etype_code < 0) & keep, rows=rows, column="type", values=ev["type"],
             expected="'milestone' or 'activity'", fix="use one of those words (stage and task also work).",
             reason="unknown event type",
         )
     else:
         match = milestone_matcher(milestones)
         if match is None:
-            etype = pd.Series("milestone", index=ev.index, dtype="str")
+            etype_code = np.zeros(len(ev), dtype=np.int8)
             if len(ev):
                 sk.notes.append(
                     "events carry no type: all treated as milestones (pass milestones=... to name them)"
                 )
         else:
-            etype = pd.Series(np.where(match(name.fillna("")), "milestone", "activity"), index=ev.index)
+            hits = match(pd.Series([*name_values.tolist(), ""], dtype="str"))  # last: no name
+            etype_code = np.where(hits[name_codes], 0, 1).astype(np.int8)
 
     ev_kind_col = "kind" in ev.columns
 
@@ -529,74 +622,99 @@ def build_history(
                 )
             for nm in [names] if isinstance(names, str) else names:
                 term_map[str(nm)] = outc
-        term_outcome = name.map(term_map)
+        term_of_name = pd.Series(name_values, dtype=object).map(term_map).to_numpy(dtype=object)
+        term_outcome = pd.Series(np.append(term_of_name, np.nan)[name_codes], dtype=object)
 
+    # Work on positions into ``ev`` (``src``) and integer codes; the event table is built once, at
+    # the end, by taking each column at those positions (no object copies of long columns).
     keep_idx = np.flatnonzero(keep)
-    e = pd.DataFrame(
-        {
-            "case_id": cid.to_numpy()[keep_idx],
-            "name": name.to_numpy()[keep_idx],
-            "type": etype.to_numpy()[keep_idx],
-            "timestamp": ts.array[keep_idx],
-        }
-    )
-    e_rows = rows[keep_idx]
-    for col in ("owner", "role"):
-        if col in ev.columns:
-            v = ev[col].to_numpy()[keep_idx]
-            e[col] = pd.Series(v).astype("str").where(pd.notna(v), None)
-        else:
-            e[col] = pd.Series(np.full(len(e), None, dtype=object), dtype="str")
-    case_level = {c: ev[c].to_numpy()[keep_idx] for c in CASE_LEVEL if c in ev.columns}
+    src = keep_idx
+    ident = len(keep_idx) == len(ev)  # src is 0..n-1: columns are used as they are, not taken
+
+    def at_src(values):  # type: ignore[no-untyped-def]
+        return values if ident else values.take(src)
+
+    # case codes in order of first appearance among the kept rows
+    if ident:
+        kcodes, uniq = id_codes, id_values
+    else:
+        kcodes, first_seen = pd.factorize(id_codes[keep_idx])
+        uniq = id_values[first_seen]
+    uniq_ids = pd.Index(uniq).astype("str")
+    kts = at_src(i8(ts)) if len(ts) else np.zeros(0, np.int64)
+    e_rows = at_src(rows)
+    ncodes_all, name_uniq = at_src(name_codes), name_values
+    tcode = at_src(etype_code)
+    case_level_cols = {c: ev[c] for c in CASE_LEVEL if c in ev.columns}
     case_attr_cols = [c for c in ev.columns if isinstance(c, str) and c.startswith("case:")]
     for attr in case_attr_cols:
-        case_level[attr[len("case:"):]] = ev[attr].to_numpy()[keep_idx]
+        case_level_cols[attr[len("case:"):]] = ev[attr]
     extra_cols = [
         c for c in ev.columns
         if c not in set(EVENT_COLUMNS) | set(CASE_LEVEL) | set(case_attr_cols)
     ]
-    if extra_cols:
-        # all at once: a wide export (hundreds of columns) must not fragment the frame
-        extras = ev[extra_cols].iloc[keep_idx].reset_index(drop=True)
-        extras.columns = [str(c) for c in extra_cols]
-        e = pd.concat([e, extras], axis=1)
     term = term_outcome.to_numpy()[keep_idx] if term_outcome is not None else None
 
-    # order by case and time once; duplicates then sit side by side
-    order = np.lexsort((i8(e["timestamp"]), pd.factorize(e["case_id"])[0]))
-    e = e.iloc[order].reset_index(drop=True)
-    e_rows = e_rows[order]
-    case_level = {k: np.asarray(v)[order] for k, v in case_level.items()}
-    if term is not None:
-        term = np.asarray(term)[order]
-    dup = e.duplicated(subset=["case_id", "name", "timestamp", "type"]).to_numpy()
+    # order by case and time once (stable; skipped when the rows already are); duplicates then
+    # sit side by side
+    d = np.diff(kcodes)
+    if not ((d >= 0).all() and (np.diff(kts)[d == 0] >= 0).all()):
+        order = np.lexsort((kts, kcodes))
+        ident = False
+        src, kcodes, kts, e_rows = src[order], kcodes[order], kts[order], e_rows[order]
+        ncodes_all, tcode = ncodes_all[order], tcode[order]
+        if term is not None:
+            term = np.asarray(term)[order]
+    # a duplicate repeats the case and time of the row before it: look only at such runs
+    tie = (kcodes[1:] == kcodes[:-1]) & (kts[1:] == kts[:-1])
+    dup = np.zeros(len(kcodes), dtype=bool)
+    if tie.any():
+        run = np.r_[tie, False] | np.r_[False, tie]
+        sub = pd.DataFrame({"c": kcodes[run], "n": ncodes_all[run], "t": kts[run], "y": tcode[run]})
+        dup[run] = sub.duplicated().to_numpy()
     if dup.any():
         sk.count("duplicate event (same case, name, type and time): kept once", int(dup.sum()))
-        e = e.loc[~dup].reset_index(drop=True)
-        e_rows = e_rows[~dup]
-        case_level = {k: v[~dup] for k, v in case_level.items()}
+        nd = ~dup
+        ident = False
+        src, kcodes, kts, e_rows = src[nd], kcodes[nd], kts[nd], e_rows[nd]
+        ncodes_all, tcode = ncodes_all[nd], tcode[nd]
         if term is not None:
-            term = term[~dup]
+            term = term[nd]
 
     # --- cases from events (events are grouped by case and time-sorted) ------------------------
-    codes, uniq = pd.factorize(e["case_id"], sort=False)
+    codes = kcodes
+    moved = False  # rows left the event table after ``starts`` was found
     n_from_events = len(uniq)
-    ev_ts = i8(e["timestamp"])
+    ev_ts = kts
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.zeros(0, int)
     ends = np.r_[starts[1:], len(codes)] - 1 if len(codes) else np.zeros(0, int)
-    from_ev = pd.DataFrame({"case_id": pd.Index(uniq).astype("str")})
-    from_ev["_first"] = pd.to_datetime(ev_ts[starts], utc=True).astype(TS_DTYPE)
-    from_ev["_last"] = pd.to_datetime(ev_ts[ends], utc=True).astype(TS_DTYPE)
+    from_ev = pd.DataFrame({"case_id": uniq_ids})
+    from_ev["_first"] = _utc(ev_ts[starts])
+    from_ev["_last"] = _utc(ev_ts[ends])
     from_ev["_row"] = e_rows[starts] if len(starts) else np.zeros(0, np.int64)
     # source rows each case stands for (before terminal events leave the table): a case skipped
     # later counts all of them
     from_ev["_n_rows"] = np.bincount(codes, minlength=n_from_events).astype(np.int64)
-    for k, v in case_level.items():
-        pos = _group_last_valid_pos(codes, v, n_from_events)
+    for k, col_values in case_level_cols.items():
+        valid = at_src(col_values.notna().to_numpy())
+        if valid.all():  # the usual case: every row repeats it, so each case's last row has it
+            pos = ends
+        else:
+            at_valid = np.flatnonzero(valid)
+            pos = np.full(n_from_events, -1, dtype=np.int64)
+            pos[codes[at_valid]] = at_valid  # later rows overwrite earlier ones
         has_value = pos >= 0
-        picked = np.full(n_from_events, None, dtype=object)
-        picked[has_value] = np.asarray(v, dtype=object)[pos[has_value]]
-        from_ev[k] = picked
+        at = src[np.maximum(pos, 0)]
+        if (k in ("created", "closed", "target_date") and _is_datetime(col_values.dtype)) or (
+            _is_plain_str(col_values.dtype) and has_value.any()
+        ):
+            # case dates stay dates (read once, never through text); text stays text, as the
+            # object route below would infer it
+            from_ev[k] = col_values.array.take(np.where(has_value, at, -1), allow_fill=True)
+        else:
+            picked = np.full(n_from_events, None, dtype=object)
+            picked[has_value] = np.asarray(col_values.iloc[at[has_value]].to_numpy(), dtype=object)
+            from_ev[k] = picked
         # the row a case-level value came from, for messages about it
         from_ev[f"_row:{k}"] = np.where(has_value, e_rows[np.maximum(pos, 0)], from_ev["_row"].to_numpy())
 
@@ -620,8 +738,10 @@ def build_history(
             sk.notes.append(
                 f"{int(is_term.sum()):,} terminal events became case outcomes and were removed from events"
             )
-            e = e.loc[~is_term].reset_index(drop=True)
-            codes = codes[~is_term]
+            nt = ~is_term
+            ident = False
+            moved = True  # per-case first rows are found again below
+            src, codes, ncodes_all, tcode = src[nt], codes[nt], ncodes_all[nt], tcode[nt]
 
     # --- merge with a case table -------------------------------------------------------------
     if cases is not None:
@@ -666,9 +786,22 @@ def build_history(
 
     if "case_owner" in c.columns:
         c = c.rename(columns={"case_owner": "owner"}) if "owner" not in c.columns else c.drop(columns=["case_owner"])
-    if "owner" not in c.columns and len(e):
-        first_owner = e.dropna(subset=["owner"]).groupby("case_id", sort=False)["owner"].first()
-        c["owner"] = c["case_id"].map(first_owner)
+    if "owner" not in c.columns and len(src):
+        # each case's first event owner, in time order
+        owners = _event_text(ev, "owner", None if ident else src)
+        has_owner = owners.notna().to_numpy()
+        if has_owner.all() and not moved:
+            first_pos = starts
+        else:
+            first_pos = np.full(n_from_events, -1, dtype=np.int64)
+            at_owner = np.flatnonzero(has_owner)[::-1]
+            first_pos[codes[at_owner]] = at_owner  # earlier rows overwrite later ones
+        if cases is None:  # c is from_ev: one row per case, in code order
+            c["owner"] = owners.array.take(first_pos, allow_fill=True)
+        else:
+            with_owner = first_pos >= 0
+            first_owner = pd.Series(owners.array.take(first_pos[with_owner]), index=uniq_ids[with_owner])
+            c["owner"] = c["case_id"].map(first_owner)
     c_rows = c["_row"].to_numpy(dtype=np.int64) if "_row" in c.columns else np.arange(len(c)) + row_offset
     weights = c["_n_rows"].to_numpy(dtype=np.int64) if "_n_rows" in c.columns else np.ones(len(c), np.int64)
 
@@ -695,7 +828,9 @@ def build_history(
         if col in c.columns:
             raw = pd.Series(c[col])
             parsed = parse_timestamps(raw, tz=tz, dayfirst=dayfirst, date_format=date_format)
-            given = raw.notna().to_numpy() & (raw.astype("str").str.strip() != "").to_numpy()
+            given = raw.notna().to_numpy().copy()
+            if given.any() and not _is_datetime(raw.dtype):  # a date is never blank text
+                given[given] = (raw[given].astype("str").str.strip() != "").to_numpy()
             ck &= check_dates(
                 sk, parsed, raw, candidates=given & ck, rows=rows_for(col), column=col,
                 dayfirst=dayfirst, date_format=date_format,
@@ -717,7 +852,9 @@ def build_history(
     if "amount" in c.columns:
         amt = parse_amounts(pd.Series(c["amount"]), decimal=decimal)
         rawa = pd.Series(c["amount"])
-        bada = amt.isna().to_numpy() & rawa.notna().to_numpy() & (rawa.astype("str").str.strip() != "").to_numpy()
+        bada = amt.isna().to_numpy() & rawa.notna().to_numpy()
+        if bada.any():
+            bada[bada] = (rawa[bada].astype("str").str.strip() != "").to_numpy()
         ck &= sk.bad(
             bada & ck, rows=rows_for("amount"), column="amount", values=rawa,
             expected="a number such as 12500.50",
@@ -769,7 +906,10 @@ def build_history(
     kinds = kinds[ck].reset_index(drop=True)
     if not ck.all():
         # their rows are already counted under the case's reason (see ``weights``)
-        e = e.loc[e["case_id"].isin(c["case_id"]).to_numpy()].reset_index(drop=True)
+        in_c = uniq_ids.isin(c["case_id"])
+        kept_ev = in_c[codes]
+        ident = ident and bool(kept_ev.all())
+        src, codes, ncodes_all, tcode = src[kept_ev], codes[kept_ev], ncodes_all[kept_ev], tcode[kept_ev]
 
     c["kind"] = kinds
     c["status"] = c["outcome"].map(STATUS_OF_OUTCOME)
@@ -786,7 +926,37 @@ def build_history(
         skipped=dict(sk.counts),
         notes=tuple(dict.fromkeys(sk.notes)),
     )
+    e = pd.DataFrame(
+        {
+            "case_id": pd.Categorical.from_codes(codes, categories=uniq_ids, validate=False),
+            "name": pd.Categorical.from_codes(ncodes_all, categories=name_uniq, validate=False),
+            "type": pd.Categorical.from_codes(
+                tcode, categories=pd.Index(EVENT_TYPES, dtype="str"), validate=False
+            ),
+            "timestamp": at_src(ts.array),
+            "owner": _event_text(ev, "owner", None if ident else src),
+            "role": _event_text(ev, "role", None if ident else src),
+        },
+        copy=False,
+    )
+    if extra_cols:
+        # all at once: a wide export (hundreds of columns) must not fragment the frame
+        extras = (ev[extra_cols] if ident else ev[extra_cols].iloc[src]).reset_index(drop=True)
+        extras.columns = [str(x) for x in extra_cols]
+        e = pd.concat([e, extras], axis=1)
     return finalize(c, e, report)
+
+
+def _event_text(ev: pd.DataFrame, col: str, src: np.ndarray | None) -> pd.Series:
+    """Event column ``col`` at positions ``src`` (all rows if None) as text; missing stays missing."""
+    n = len(ev) if src is None else len(src)
+    if col not in ev.columns:
+        return pd.Series(np.full(n, None, dtype=object), dtype="str")
+    values = ev[col]
+    if _is_plain_str(values.dtype):
+        return pd.Series(values.array if src is None else values.array.take(src))
+    v = values.to_numpy() if src is None else values.to_numpy()[src]
+    return pd.Series(v).astype("str").where(pd.notna(v), None)
 
 
 def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport) -> History:
@@ -794,7 +964,7 @@ def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport) -> H
     missing = [c for c in ("case_id", "kind", "outcome", "created") if c not in cases.columns]
     if missing:
         raise InputError(f"case table lacks {missing}; expected the columns {CASE_COLUMNS}.")
-    c = cases.copy()
+    c = cases.copy(deep=False)  # copy-on-write: the caller's frames are never changed
     if "status" not in c.columns:
         c["status"] = c["outcome"].map(STATUS_OF_OUTCOME)
     for col in ("closed", "target_date"):
@@ -816,23 +986,44 @@ def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport) -> H
     extra = [x for x in c.columns if x not in CASE_COLUMNS]
     c = c[CASE_COLUMNS + extra].reset_index(drop=True)
 
-    e = events.copy()
+    e = events.copy(deep=False)
     for col in ("owner", "role"):
         if col not in e.columns:
             e[col] = pd.Series([None] * len(e), dtype="str")
-    e["timestamp"] = pd.to_datetime(e["timestamp"], utc=True).astype(TS_DTYPE)
-    cat = pd.Categorical(e["case_id"].astype("str"), categories=c["case_id"])
+    if e["timestamp"].dtype != TS_DTYPE:
+        e["timestamp"] = pd.to_datetime(e["timestamp"], utc=True).astype(TS_DTYPE)
+    if _has_text_categories(e["case_id"]):
+        cat = e["case_id"].array.set_categories(c["case_id"])  # same as the text route, by codes
+    else:
+        cat = pd.Categorical(e["case_id"].astype("str"), categories=c["case_id"])
     orphan = (cat.codes < 0) & pd.notna(e["case_id"]).to_numpy()
     if orphan.any():
         raise InputError(f"{int(orphan.sum())} events belong to no case (first: {e['case_id'][orphan].iloc[0]!r}).")
     e["case_id"] = cat
-    e["name"] = e["name"].astype("str").astype("category")
+    if _has_text_categories(e["name"]):
+        names = e["name"].array
+        codes_n = np.asarray(names.codes)
+        used = np.bincount(codes_n[codes_n >= 0], minlength=len(names.categories)) > 0
+        e["name"] = names.set_categories(pd.Index(names.categories[used], dtype="str").sort_values())
+    else:
+        e["name"] = e["name"].astype("str").astype("category")
     e["type"] = pd.Categorical(e["type"], categories=EVENT_TYPES)
-    order = np.lexsort((i8(e["timestamp"]), cat.codes))
-    e = e.iloc[order]
+    ev_codes = np.asarray(cat.codes)
+    ev_ts = i8(e["timestamp"])
+    d = np.diff(ev_codes)
+    if not ((d >= 0).all() and (np.diff(ev_ts)[d == 0] >= 0).all()):  # else already in order
+        e = e.iloc[np.lexsort((ev_ts, ev_codes))]
     extra_e = [x for x in e.columns if x not in EVENT_COLUMNS]
     e = e[EVENT_COLUMNS + extra_e].reset_index(drop=True)
     return History(c, e, report)
+
+
+def _has_text_categories(s: pd.Series) -> bool:
+    """A categorical whose categories are all text: ``astype("str")`` would not change them."""
+    if not isinstance(s.dtype, pd.CategoricalDtype):
+        return False
+    cats = s.cat.categories
+    return _is_plain_str(cats.dtype) or (cats.dtype == object and pd.api.types.infer_dtype(cats) == "string")
 
 
 # --- vectorised group helpers (codes are 0..n-1) ---------------------------------------------

@@ -444,7 +444,7 @@ def _read_csv_bytes(
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    if not data.strip():
+    if not data or data.isspace():
         raise EmptyInputError(f"{source}: the file is empty. Fix: export the data again.")
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
@@ -466,7 +466,8 @@ def _read_csv_bytes(
             ) from None
     else:
         _check_utf8(data, source)
-    header = data.split(b"\n", 1)[0].decode("utf-8", "replace")
+    first_nl = data.find(b"\n")
+    header = (data if first_nl < 0 else data[:first_nl]).decode("utf-8", "replace")
     if delimiter is None:
         counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
         delimiter = max(counts, key=lambda d: counts[d]) if max(counts.values()) > 0 else ","
@@ -478,7 +479,7 @@ def _read_csv_bytes(
     column_types = {c: pa.string() for c in text_cols if c in names}
     try:
         tbl = pacsv.read_csv(
-            io.BytesIO(data),
+            pa.BufferReader(data),
             read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter,
@@ -537,6 +538,8 @@ def _drop_blank_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _check_utf8(data: bytes, source: str) -> None:
+    if data.isascii():
+        return
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
