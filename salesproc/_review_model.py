@@ -15,6 +15,7 @@ import pandas as pd
 from salesproc._logit import LogitFit, calibrate, fit_logit, interval, platt
 from salesproc._positions import DAY_NS, NAT, CaseArrays, Snapshots, State
 from salesproc._stats import QUANTILE_LEVELS, newcombe, wilson
+from salesproc._visits import milestone_visits
 from salesproc.template import Activity, ProcessTemplate
 
 __all__ = ["Fitted", "KeyActivity", "fit_model", "percentile_from_quantiles", "recovery_table", "won_visit_days"]
@@ -238,15 +239,7 @@ def won_visit_days(arrays: CaseArrays, as_of_ns: int) -> list[np.ndarray]:
     out = [np.zeros(0) for _ in range(K)]
     if len(mc) == 0:
         return out
-    new = np.ones(len(mc), dtype=bool)
-    new[1:] = (mc[1:] != mc[:-1]) | (mk[1:] != mk[:-1])
-    vc, vk, vt = mc[new], mk[new], mt[new]
-    nxt_same = np.zeros(len(vc), dtype=bool)
-    nxt_same[:-1] = vc[1:] == vc[:-1]
-    end = np.empty(len(vc), dtype=np.int64)
-    end[:-1] = vt[1:]
-    closed = arrays.closed[vc]
-    end = np.where(nxt_same, end, np.where(closed != NAT, np.maximum(closed, vt), as_of_ns))
+    vc, vk, vt, end, _ = milestone_visits(mc, mk, mt, arrays.closed, as_of_ns)
     won = arrays.status[vc] == 0
     days = (end - vt) / DAY_NS
     for k in range(K):

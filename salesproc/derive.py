@@ -34,6 +34,7 @@ import pandas as pd
 
 from salesproc._build import MilestoneRule, milestone_matcher
 from salesproc._stats import QUANTILE_LEVELS, bh, fisher_pvalues, kaplan_meier, newcombe, wilson
+from salesproc._visits import milestone_visits
 from salesproc.history import History, _ts
 from salesproc.template import (
     Activity,
@@ -457,18 +458,9 @@ def _visits(P: _Prepared) -> dict[str, np.ndarray]:
         z = np.zeros(0, dtype=np.int64)
         return {"case": z, "k": z, "days": z.astype(float), "observed": z.astype(bool),
                 "closed_case": z.astype(bool), "success": z.astype(bool)}
-    new = np.ones(len(mc), dtype=bool)
-    new[1:] = (mc[1:] != mc[:-1]) | (mk[1:] != mk[:-1])
-    vc, vk, vt = mc[new], mk[new], mt[new]
-    nxt_same = np.zeros(len(vc), dtype=bool)
-    nxt_same[:-1] = vc[1:] == vc[:-1]
-    end = np.empty(len(vc), dtype=np.int64)
-    end[:-1] = vt[1:]
-    closed_ns = P.closed_ns[vc]
-    is_closed = P.closed_case[vc] & (closed_ns != NAT)
-    last_end = np.where(is_closed, np.maximum(closed_ns, vt), P.as_of_ns)
-    end = np.where(nxt_same, end, last_end)
-    observed = nxt_same | is_closed
+    # a closed case's close time (open and won/lost-without-date cases: still running at as_of)
+    closed_ns = np.where(P.closed_case, P.closed_ns, NAT)
+    vc, vk, vt, end, observed = milestone_visits(mc, mk, mt, closed_ns, P.as_of_ns)
     days = np.maximum(end - vt, 0) / DAY_NS
     return {
         "case": vc,
