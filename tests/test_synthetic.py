@@ -13,6 +13,7 @@ import pytest
 import scipy.stats as ss
 
 from salesproc.datasets import PlantedEffect, PlantedTruth, synthetic_history
+from salesproc.errors import ParameterError
 from salesproc.history import History
 
 BIG = np.iinfo(np.int64).max
@@ -440,12 +441,12 @@ def test_custom_effects_and_start() -> None:
 )
 def test_parameter_errors(kwargs: dict[str, object], match: str) -> None:
     kwargs.setdefault("seed", 0)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ParameterError, match=match):
         synthetic_history(**kwargs)  # type: ignore[arg-type]
 
 
 def test_planted_effect_checks_itself() -> None:
-    with pytest.raises(ValueError, match="exactly one of odds_ratio"):
+    with pytest.raises(ParameterError, match="exactly one of odds_ratio"):
         PlantedEffect("X", "Solution", 0.5, "+", "AE")
     with pytest.raises(ValueError, match="direction of PlantedEffect 'X' must be '-'"):
         PlantedEffect("X", "Solution", 0.5, "+", "AE", odds_ratio=0.5)

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from salesproc.errors import ParameterError
 from salesproc.history import History
 
 __all__ = [
@@ -63,7 +64,7 @@ def sample_path(name: str = "deals") -> Path:
     'sample_deals.csv'
     """
     if name not in SAMPLES:
-        raise ValueError(
+        raise ParameterError(
             f"The 'name' parameter of sample_path must be one of {sorted(SAMPLES)}. Got {name!r} instead."
         )
     res = files("salesproc.datasets") / "data" / SAMPLES[name][0]

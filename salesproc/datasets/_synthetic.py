@@ -90,6 +90,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from salesproc.errors import ParameterError
 from salesproc.history import TS_DTYPE, History, LoadReport
 
 __all__ = ["PlantedActivity", "PlantedEffect", "PlantedTruth", "synthetic_history"]
@@ -118,24 +119,24 @@ class PlantedEffect:
 
     def __post_init__(self) -> None:
         if (self.odds_ratio is None) == (self.duration_factor is None):
-            raise ValueError(
+            raise ParameterError(
                 f"PlantedEffect {self.name!r} must set exactly one of odds_ratio (deals) and "
                 f"duration_factor (projects). Got odds_ratio={self.odds_ratio!r}, "
                 f"duration_factor={self.duration_factor!r} instead."
             )
         if not 0.0 < self.probability <= 1.0:
-            raise ValueError(
+            raise ParameterError(
                 f"The probability of PlantedEffect {self.name!r} must be in (0, 1]. "
                 f"Got {self.probability!r} instead."
             )
         size = self.odds_ratio if self.odds_ratio is not None else self.duration_factor
         assert size is not None
         if not size > 0:
-            raise ValueError(f"The effect size of {self.name!r} must be positive. Got {size!r} instead.")
+            raise ParameterError(f"The effect size of {self.name!r} must be positive. Got {size!r} instead.")
         good = size > 1 if self.odds_ratio is not None else size < 1
         want = "+" if good else "-"
         if size != 1 and self.direction != want:
-            raise ValueError(
+            raise ParameterError(
                 f"The direction of PlantedEffect {self.name!r} must be {want!r} for "
                 f"{'odds_ratio' if self.odds_ratio is not None else 'duration_factor'}={size}. "
                 f"Got {self.direction!r} instead."
@@ -202,7 +203,7 @@ class PlantedTruth:
     def effect_names(self, direction: Direction | None = None) -> list[str]:
         """Names of the planted effects, optionally only those helping (``"+"``) or hurting (``"-"``)."""
         if direction not in (None, "+", "-"):
-            raise ValueError(
+            raise ParameterError(
                 f"The 'direction' parameter of effect_names must be '+', '-' or None. Got {direction!r} instead."
             )
         return [n for n, e in self.effects.items() if direction is None or e.direction == direction]
@@ -217,7 +218,7 @@ class PlantedTruth:
         if act is None:
             raise KeyError(f"no activity {name!r} was planted; planted: {sorted(self.activities)}")
         if act.stage is None:
-            raise ValueError(f"{name!r} is a decoy: it has no usual stage, hence no milestone to flag.")
+            raise ParameterError(f"{name!r} is a decoy: it has no usual stage, hence no milestone to flag.")
         i = self.stages.index(act.stage)
         return self.stages[i + 1] if i + 1 < len(self.stages) else None
 
@@ -388,26 +389,26 @@ def synthetic_history(
     True
     """
     if isinstance(n_cases, bool) or not isinstance(n_cases, (int, np.integer)) or n_cases < 1:
-        raise ValueError(
+        raise ParameterError(
             f"The 'n_cases' parameter of synthetic_history must be a positive integer. Got {n_cases!r} instead."
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(
+        raise ParameterError(
             f"The 'seed' parameter of synthetic_history must be a non-negative integer. Got {seed!r} instead."
         )
     if kind not in _PROCESSES:
-        raise ValueError(
+        raise ParameterError(
             f"The 'kind' parameter of synthetic_history must be 'deal' or 'project'. Got {kind!r} instead."
         )
     if isinstance(open_share, bool) or not isinstance(open_share, (int, float)) or not 0 < open_share < 1:
-        raise ValueError(
+        raise ParameterError(
             "The 'open_share' parameter of synthetic_history must be a number between 0 and 1 "
             f"(exclusive). Got {open_share!r} instead."
         )
     try:
         t0 = pd.Timestamp(start)
     except (TypeError, ValueError) as exc:
-        raise ValueError(
+        raise ParameterError(
             f"The 'start' parameter of synthetic_history must be a date. Got {start!r} instead."
         ) from exc
     t0 = t0.tz_localize("UTC") if t0.tzinfo is None else t0.tz_convert("UTC")
@@ -431,12 +432,12 @@ def _resolve_effects(
                 PlantedActivity(e.name, "null", e.role, stage=e.stage, probability=e.probability)
                 for e in proc.effects
             )
-        raise ValueError(
+        raise ParameterError(
             "The 'effects' parameter of synthetic_history must be 'default', 'none' or a mapping of "
             f"name -> PlantedEffect. Got {effects!r} instead."
         )
     if not isinstance(effects, Mapping):
-        raise ValueError(
+        raise ParameterError(
             "The 'effects' parameter of synthetic_history must be 'default', 'none' or a mapping of "
             f"name -> PlantedEffect. Got {type(effects).__name__} instead."
         )
@@ -444,19 +445,19 @@ def _resolve_effects(
     taken = {a.name for a in proc.nulls + proc.decoys} | set(proc.stages)
     for name, eff in effects.items():
         if not isinstance(eff, PlantedEffect):
-            raise ValueError(
+            raise ParameterError(
                 f"The 'effects' parameter of synthetic_history must map names to PlantedEffect. "
                 f"Got {type(eff).__name__} for {name!r} instead."
             )
         if eff.stage not in proc.stages:
-            raise ValueError(
+            raise ParameterError(
                 f"The stage of effect {name!r} must be one of {list(proc.stages)}. Got {eff.stage!r} instead."
             )
         if (eff.odds_ratio is None) != (proc.kind == "project"):
             need = "odds_ratio" if proc.kind == "deal" else "duration_factor"
-            raise ValueError(f"Effects on {proc.kind}s must set {need}. Got {eff!r} instead.")
+            raise ParameterError(f"Effects on {proc.kind}s must set {need}. Got {eff!r} instead.")
         if name in taken:
-            raise ValueError(f"The effect name {name!r} is already used by a stage, null activity or decoy.")
+            raise ParameterError(f"The effect name {name!r} is already used by a stage, null activity or decoy.")
         out.append(replace(eff, name=str(name)))
     return tuple(out), ()
 
