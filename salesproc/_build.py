@@ -993,7 +993,12 @@ def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport) -> H
     if e["timestamp"].dtype != TS_DTYPE:
         e["timestamp"] = pd.to_datetime(e["timestamp"], utc=True).astype(TS_DTYPE)
     if _has_text_categories(e["case_id"]):
-        cat = e["case_id"].array.set_categories(c["case_id"])  # same as the text route, by codes
+        cat = e["case_id"].array
+        wanted = pd.Index(c["case_id"])
+        if cat.categories.dtype == wanted.dtype and cat.categories.equals(wanted):
+            cat = cat.rename_categories(wanted)  # already in the cases' order: codes stay
+        else:
+            cat = cat.set_categories(wanted)  # same as the text route, by codes
     else:
         cat = pd.Categorical(e["case_id"].astype("str"), categories=c["case_id"])
     orphan = (cat.codes < 0) & pd.notna(e["case_id"]).to_numpy()
