@@ -590,9 +590,11 @@ def diff_templates(
             ch.append(Change("milestone_renamed", new, f"milestone renamed: {olds[0]} -> {new}"))
         else:
             ch.append(Change("milestones_merged", new, f"milestones merged: {' + '.join(olds)} -> {new}"))
+    merged_names = {new for new, olds in merged_into.items() if len(olds) > 1}
     for m in b.milestones:
         olds = [x for x in m.aliases if x in an and x != m.name and x not in bn and m.name in an]
         if olds:
+            merged_names.add(m.name)
             ch.append(Change("milestones_merged", m.name, f"milestones merged: {' + '.join([m.name, *olds])} -> {m.name}"))
             renamed.update({o: m.name for o in olds})
     for name in bn:
@@ -616,6 +618,8 @@ def diff_templates(
             Change("milestone_reordered", "", f"milestone order: {' > '.join(common_a)}  ->  {' > '.join(common_b)}")
         )
     for name in common_b:
+        if name in merged_names:
+            continue  # a merged step's times and owner are not comparable with one of its parts
         ma, mb = a.milestone(name), b.milestone(name)
         for fld in ("p50_days", "p80_days"):
             va, vb = getattr(ma, fld), getattr(mb, fld)

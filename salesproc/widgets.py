@@ -527,8 +527,7 @@ class TemplateEditor(_Shell):
     ('process.v2.yaml', ['Qualify', 'Discovery'])
     >>> print(ed.diff)
     v1 -> v2:
-      milestone added: Discovery
-      milestone removed: Demo
+      milestone renamed: Demo -> Discovery
     """
 
     def __init__(

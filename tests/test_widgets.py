@@ -177,8 +177,9 @@ def test_editor_reorders_renames_and_saves_a_new_version(tpl: ProcessTemplate, s
     assert v2.milestone_names == ["Qualify", "Proposal", "Discovery"]
     assert v2.milestone("Proposal").edited == ["order"] and v2.milestone("Discovery").edited == ["name"]
     assert ed.diff is not None
-    # a rename reads as one milestone added and one removed (Proposal kept its place among the others)
-    assert [c.kind for c in ed.diff] == ["milestone_added", "milestone_removed", "activity_moved"]
+    # a rename reads as a rename (the milestone keeps its old name as an alias for the data)
+    assert [c.kind for c in ed.diff] == ["milestone_renamed", "milestone_reordered", "activity_moved"]
+    assert v2.milestone("Discovery").aliases == ["Demo"]
     assert "process.v2.yaml" in ed.diff_view.value and "Discovery" in ed.diff_view.value
     # a second round saves v3 against v2
     ed.milestones.value = "Discovery"
@@ -209,7 +210,8 @@ def test_editor_merges_and_moves_activities(tpl: ProcessTemplate, saved: Path) -
     written = ed.save()
     assert written is not None
     assert load_template(written) == ed.template
-    assert "milestone removed: Proposal" in str(ed.diff)
+    assert str(ed.diff) == "v1 -> v2:\n  milestones merged: Demo + Proposal -> Demo"
+    assert "milestone removed" not in str(ed.diff)
 
 
 def test_editor_sets_fields_and_marks_them(tpl: ProcessTemplate, saved: Path) -> None:

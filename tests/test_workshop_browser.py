@@ -110,7 +110,7 @@ def test_rename_a_milestone_in_the_browser_and_save(voila: tuple[str, Path]) -> 
             page.locator(".salesproc-save-button").click()
             diff = page.locator(".salesproc-diff", has_text="process.v2.yaml")
             diff.wait_for()
-            assert f"milestone added: {second} call" in diff.inner_text()
+            assert f"milestone renamed: {second} -> {second} call" in diff.inner_text()
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
