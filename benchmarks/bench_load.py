@@ -1,0 +1,175 @@
+"""Load benchmark: ``salesproc.load_history`` against a plain pyarrow read to pandas.
+
+    .venv/bin/python benchmarks/bench_load.py [--cases 100000] [--repeat 3]
+
+Draws synthetic deals (100,000 by default, about 1.2 million events), writes them as a canonical
+event-log CSV and as Parquet in a temporary folder, then times, each read in a fresh subprocess
+and the two readers alternating:
+
+* ``salesproc.load_history(path)`` (reads, validates and builds the history), and
+* ``pyarrow.csv.read_csv(path).to_pandas()`` / ``pyarrow.parquet.read_table(path).to_pandas()``
+  (a plain read, no validation),
+
+keeping the best of ``--repeat`` runs and the highest peak resident memory (``VmHWM`` of
+``/proc/self/status`` on Linux, else ``ru_maxrss``; a fresh interpreter's own high-water mark, not
+the parent's), also net of what the imports alone take. Timings on a busy machine vary: compare
+the two readers from the same run.
+Target: loading takes at most twice the plain read. Prints a table and writes
+``benchmarks/results/load.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGET_RATIO = 2.0
+
+# run in a fresh interpreter per measurement, so that peak memory belongs to one operation
+_MEASURE = r"""
+import gc, json, resource, sys, time
+import pyarrow.csv, pyarrow.parquet
+import salesproc
+
+
+def peak_mb():
+    # VmHWM is this process's own peak (ru_maxrss can carry the parent's over a fork)
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+method, path, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ops = {
+    "salesproc": lambda: salesproc.load_history(path),
+    "pyarrow_csv": lambda: pyarrow.csv.read_csv(path).to_pandas(),
+    "pyarrow_parquet": lambda: pyarrow.parquet.read_table(path).to_pandas(),
+}
+op = ops[method]
+base = peak_mb()
+times = []
+for _ in range(repeat):
+    t0 = time.perf_counter()
+    out = op()
+    times.append(time.perf_counter() - t0)
+    rows = len(out.events) if hasattr(out, "events") else len(out)
+    del out
+    gc.collect()
+print(json.dumps({"times": times, "rows": rows, "peak_mb": peak_mb(), "import_mb": base}))
+"""
+
+
+def run_once(method: str, path: Path) -> dict[str, float]:
+    """One read in a fresh interpreter (outside any source tree, so the installed package runs)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, method, str(path), "1"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+    )
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"time_s": res["times"][0], "rows": res["rows"], "peak_mb": res["peak_mb"], "import_mb": res["import_mb"]}
+
+
+def measure_pair(methods: tuple[str, str], path: Path, repeat: int) -> dict[str, dict[str, object]]:
+    """Alternate the two readers ``repeat`` times (so both see the same machine load); keep the
+    best time and the highest peak memory of each."""
+    runs: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
+    for _ in range(repeat):
+        for m in methods:
+            runs[m].append(run_once(m, path))
+    out: dict[str, dict[str, object]] = {}
+    for m, rs in runs.items():
+        out[m] = {
+            "times": [r["time_s"] for r in rs],
+            "best_s": min(r["time_s"] for r in rs),
+            "rows": rs[0]["rows"],
+            "peak_mb": max(r["peak_mb"] for r in rs),
+            "import_mb": min(r["import_mb"] for r in rs),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--cases", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    import pyarrow.parquet as pq
+
+    from salesproc.datasets import synthetic_history
+    from salesproc.datasets._samples import event_log_table, write_event_log_csv
+
+    t0 = time.perf_counter()
+    history, _ = synthetic_history(args.cases, seed=args.seed)
+    gen_s = time.perf_counter() - t0
+    n_events = len(history.events)
+    print(f"generated {args.cases:,} deals, {n_events:,} events in {gen_s:.2f} s")
+
+    results: dict[str, object] = {
+        "cases": args.cases,
+        "events": n_events,
+        "generate_s": gen_s,
+        "repeat": args.repeat,
+        "target_ratio": TARGET_RATIO,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "formats": {},
+    }
+    formats: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="salesproc-bench-") as tmp:
+        csv_path = write_event_log_csv(history, Path(tmp) / "deals.csv")
+        pq_path = Path(tmp) / "deals.parquet"
+        pq.write_table(event_log_table(history, timestamps_as_text=False), pq_path)
+        for fmt, path, plain in (("csv", csv_path, "pyarrow_csv"), ("parquet", pq_path, "pyarrow_parquet")):
+            print(f"timing {fmt} ...", flush=True)
+            pair = measure_pair((plain, "salesproc"), path, args.repeat)
+            sp, pa_ = pair["salesproc"], pair[plain]
+            if sp["rows"] != n_events:
+                raise SystemExit(f"salesproc loaded {sp['rows']} events from {path.name}, expected {n_events}")
+            ratio = float(sp["best_s"]) / float(pa_["best_s"])  # type: ignore[arg-type]
+            formats[fmt] = {
+                "file_mb": path.stat().st_size / 1e6,
+                "salesproc": sp,
+                "pyarrow": pa_,
+                "ratio": ratio,
+                "meets_target": ratio <= TARGET_RATIO,
+            }
+    results["formats"] = formats
+
+    print()
+    print(f"{'format':8} {'file MB':>8} {'reader':10} {'best s':>8} {'peak MB':>8} {'net MB':>8} {'ratio':>6}")
+    for fmt, r in formats.items():
+        assert isinstance(r, dict)
+        for who in ("pyarrow", "salesproc"):
+            m = r[who]
+            net = m["peak_mb"] - m["import_mb"]
+            ratio = f"{r['ratio']:.2f}" if who == "salesproc" else ""
+            print(f"{fmt:8} {r['file_mb']:8.1f} {who:10} {m['best_s']:8.2f} {m['peak_mb']:8.0f} {net:8.0f} {ratio:>6}")
+    ok = all(r["meets_target"] for r in formats.values())  # type: ignore[index]
+    print(f"\ntarget: salesproc load <= {TARGET_RATIO:.0f}x the plain pyarrow read: {'met' if ok else 'MISSED'}")
+
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "load.json"
+    out.write_text(json.dumps(results, indent=1))
+    print(f"wrote {out}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
