@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -342,10 +343,25 @@ def _norm_token(s: pd.Series) -> pd.Series:
     return pd.Series(norm.array.take(codes), index=txt.index, name=txt.name)
 
 
-def _norm_codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """``_norm_token`` as codes into its distinct results (which may repeat: ``Task`` and ``task``)."""
+Factorized = tuple[np.ndarray, pd.Index]
+
+
+def _factorize_text(columns: Mapping[str, pd.Series]) -> dict[str, Factorized]:
+    """``pd.factorize`` of each plain-text column; long ones side by side in threads (pyarrow lets
+    go of the GIL), which is most of the time a big file takes to load."""
+    todo = {k: s for k, s in columns.items() if _is_plain_str(s.dtype)}
+    if len(todo) > 1 and sum(len(s) for s in todo.values()) >= 300_000:
+        with ThreadPoolExecutor(max_workers=len(todo)) as pool:
+            return dict(zip(todo, pool.map(pd.factorize, todo.values())))
+    return {k: pd.factorize(s) for k, s in todo.items()}
+
+
+def _norm_codes(s: pd.Series, pre: Factorized | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``_norm_token`` as codes into its distinct results (which may repeat: ``Task`` and ``task``).
+
+    ``pre`` is ``pd.factorize(s)`` when already done."""
     if _is_plain_str(s.dtype):  # missing values (code -1) read as ""
-        codes, uniq = pd.factorize(s)
+        codes, uniq = pre if pre is not None else pd.factorize(s)
         norm = _norm_text(pd.Series([*uniq.tolist(), ""], dtype="str")).to_numpy(dtype=object)
         return np.where(codes < 0, len(uniq), codes), norm
     codes, uniq = pd.factorize(s.astype("str").where(s.notna(), ""))
@@ -465,21 +481,21 @@ def _rows_of(df: pd.DataFrame, offset: int) -> np.ndarray:
     return np.arange(len(df), dtype=np.int64) + offset
 
 
-def _id_codes(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
+def _id_codes(s: pd.Series, pre: Factorized | None = None) -> tuple[np.ndarray, pd.Index]:
     """Ids cleaned as :func:`_clean_ids` does, as codes (-1: none) into the distinct ids in order of
     first appearance; text columns are cleaned once per distinct value."""
     if _is_plain_str(s.dtype):
-        raw_codes, raw_uniq = pd.factorize(s)
+        raw_codes, raw_uniq = pre if pre is not None else pd.factorize(s)
         codes, uniq = pd.factorize(_clean_ids(pd.Series(raw_uniq, dtype="str")))
         return np.append(codes, -1)[raw_codes], pd.Index(uniq)
     codes, uniq = pd.factorize(_clean_ids(s))
     return codes, pd.Index(uniq)
 
 
-def _name_codes(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
+def _name_codes(s: pd.Series, pre: Factorized | None = None) -> tuple[np.ndarray, pd.Index]:
     """Event names as text with spaces trimmed, as codes (-1: none) into the distinct names."""
     if _is_plain_str(s.dtype):
-        raw_codes, raw_uniq = pd.factorize(s)
+        raw_codes, raw_uniq = pre if pre is not None else pd.factorize(s)
         codes, uniq = pd.factorize(pd.Series(raw_uniq, dtype="str").str.strip())
         return np.append(codes, -1)[raw_codes], pd.Index(uniq, dtype="str")
     codes, uniq = pd.factorize(s.astype("str").where(s.notna(), None).str.strip())
@@ -563,13 +579,18 @@ def build_history(
     # --- events: id, name, time, type --------------------------------------------------------
     # ids and names are cleaned once per distinct value and carried as codes (-1: none)
     no_text, no_values = pd.Series([], dtype="str"), pd.Index([], dtype="str")
-    id_codes, id_values = _id_codes(ev["case_id"]) if len(ev) else (np.zeros(0, np.int64), no_values)
+    pre = _factorize_text({c: ev[c] for c in ("case_id", "name", "type") if c in ev.columns}) if len(ev) else {}
+    id_codes, id_values = (
+        _id_codes(ev["case_id"], pre.get("case_id")) if len(ev) else (np.zeros(0, np.int64), no_values)
+    )
     keep &= sk.bad(
         (id_codes < 0) & keep, rows=rows, column="case_id", values=ev.get("case_id", no_text),
         expected="a case id (not empty)", fix="fill the id, or drop the row from the file.",
         reason="empty case id",
     )
-    name_codes, name_values = _name_codes(ev["name"]) if len(ev) else (np.zeros(0, np.int64), no_values)
+    name_codes, name_values = (
+        _name_codes(ev["name"], pre.get("name")) if len(ev) else (np.zeros(0, np.int64), no_values)
+    )
     blank_name = np.append(name_values.to_numpy(dtype=object) == "", True)[name_codes]  # -1: missing
     keep &= sk.bad(
         blank_name & keep, rows=rows, column="name",
@@ -587,7 +608,7 @@ def build_history(
     )
     etype_code: np.ndarray
     if "type" in ev.columns:
-        tcodes, tnorm = _norm_codes(ev["type"])
+        tcodes, tnorm = _norm_codes(ev["type"], pre.get("type"))
         mapped = pd.Series(tnorm, dtype=object).map(_TYPE_SYNONYMS).to_numpy(dtype=object)
         per_label = np.where(mapped == "milestone", 0, np.where(mapped == "activity", 1, -1)).astype(np.int8)
         etype_code = per_label[tcodes]
