@@ -65,6 +65,27 @@ the cases are open. Cases are numbered in order of creation (``D0001``, ...; wid
 amount (lognormal by segment, rounded to 100) do not influence the process. Timestamps are
 rounded to the second.
 
+The numbers (deals)
+-------------------
+=================  ======  ======  =====  ==================================================
+stage              median  sigma   loss   activities done during it (probability, odds ratio)
+=================  ======  ======  =====  ==================================================
+Qualify            6 d     0.6     0.25   Champion identified (0.45, 1.7), *LinkedIn
+                                          connection (0.50)*
+Discovery          12 d    0.7     0.25   Economic buyer met (0.40, 2.0), Single-threaded
+                                          contact (0.35, 0.6), *Case study sent (0.40)*
+Solution           15 d    0.7     0.20   Technical validation (0.50, 1.8), Discount offered
+                                          unprompted (0.40, 0.55), *Demo recorded (0.35)*
+Proposal           10 d    0.8     0.20   Mutual action plan agreed (0.50, 2.2)
+Negotiation        8 d     0.7     0.20
+=================  ======  ======  =====  ==================================================
+
+Null activities in italics. Skips 0.08, regressions 0.03 (from Solution on). Decoys per day of
+case life: Follow-up email 0.08 (first 10 kept), CRM notes updated 0.055 (8), Internal sync 0.04
+(6). About 12 events per deal; at 5,000 deals a landmark comparison with Fisher's exact test and
+Benjamini-Hochberg at q < 0.05 flags each effect at its expected milestone in at least 99 of 100
+seeds (seeds 0-99 checked), while decoy and null tests are flagged at about 1.5 %.
+
 Projects (``kind="project"``)
 -----------------------------
 Stages Kickoff, Requirements, Design, Build, Test, Go-live, with the same path rules (skips,
@@ -73,7 +94,12 @@ regressions from Design on). There are no losses, only a small per-stage probabi
 ``planned_days = planned_factor * sum(median_days)``; a finished project is ``on_time`` if
 ``closed <= target_date`` and ``late`` otherwise. Effect activities act on durations instead of
 losses: every later stage visit lasts ``duration_factor`` times as long (a factor below 1 shortens,
-direction ``+``; above 1 lengthens, direction ``-``). So for projects time in stage depends on the
+direction ``+``; above 1 lengthens, direction ``-``): Sponsor named (Kickoff, 0.50, x0.85), Risk
+review held (Requirements, 0.45, x0.8), Architecture review passed (Design, 0.40, x0.8), Test
+plan agreed (Design, 0.50, x0.85), Scope change accepted (Design, 0.30, x1.3), Key engineer
+reassigned (Requirements, 0.30, x1.25). Medians 5, 12, 14, 30, 12 and 4 days; failure 0.02 per
+stage; skips 0.04; regressions 0.05 (from Design on); planned duration 1.15 x the sum of the
+medians. So for projects time in stage depends on the
 activities done earlier; ``median_days`` is the median for a case with none of them. Nulls and
 decoys work as for deals, with one difference a reader must know: a project's lateness depends
 on the time it has already taken, so decoys (which mark time spent) predict lateness even under
