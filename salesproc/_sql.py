@@ -9,6 +9,7 @@ name cannot inject SQL. Messages show the URL with its password hidden.
 
 from __future__ import annotations
 
+import abc
 import difflib
 import re
 import sqlite3
@@ -57,19 +58,19 @@ def safe_url(url: Any) -> str:
         return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
 
 
-class _Database:
+class _Database(abc.ABC):
     """What the loader needs from a database: its tables, a table's rows, a query's rows."""
 
     label: str
 
-    def tables(self) -> list[str]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def tables(self) -> list[str]: ...
 
-    def select_all(self, table: str) -> pd.DataFrame:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def select_all(self, table: str) -> pd.DataFrame: ...
 
-    def query(self, sql: str) -> pd.DataFrame:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def query(self, sql: str) -> pd.DataFrame: ...
 
     def check_table(self, table: object, parameter: str) -> str:
         """The table's name as the database knows it; a clear error listing the tables if absent."""
