@@ -288,16 +288,10 @@ def recovery_table(
     result: dict[int, list[Recovery]] = {}
     if len(mc) == 0 or len(arrays.ac) == 0:
         return result
-    new = np.ones(len(mc), dtype=bool)
-    new[1:] = (mc[1:] != mc[:-1]) | (mk[1:] != mk[:-1])
-    vc, vk, vt = mc[new], mk[new], mt[new]
-    nxt_same = np.zeros(len(vc), dtype=bool)
-    nxt_same[:-1] = vc[1:] == vc[:-1]
-    end = np.empty(len(vc), dtype=np.int64)
-    end[:-1] = vt[1:]
+    closed_ns = np.where(arrays.status != 2, arrays.closed, NAT)  # open cases' visits run to as_of
+    vc, vk, vt, end, _ = milestone_visits(mc, mk, mt, closed_ns, as_of_ns)
     closed = arrays.closed[vc]
     is_closed = arrays.status[vc] != 2
-    end = np.where(nxt_same, end, np.where(is_closed & (closed != NAT), np.maximum(closed, vt), as_of_ns))
     thr = np.where(np.isfinite(p80[vk]), p80[vk], np.inf) * DAY_NS
     stall_at = vt + np.where(np.isfinite(thr), thr, 0).astype(np.int64)
     win = int(window_days * DAY_NS)
