@@ -172,17 +172,20 @@ def parse_mapping(values: Sequence[str]) -> Mapping[str, str] | str | None:
     return pairs
 
 
+def _json_option(value: str, option: str, example: str) -> Any:
+    """The JSON value of a command-line option, or a usage error that shows an example."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(
+            f"not valid JSON ({exc.msg}): {value!r}. Example: {option} '{example}'", param_hint=f"'{option}'"
+        ) from None
+
+
 def _parse_outcome_events(value: str | None) -> dict[str, list[str]] | None:
     if value is None:
         return None
-    try:
-        obj = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(
-            f"not valid JSON ({exc.msg}): {value!r}. "
-            """Example: --outcome-events '{"won": ["Closed Won"], "lost": ["Closed Lost"]}'""",
-            param_hint="'--outcome-events'",
-        ) from None
+    obj = _json_option(value, "--outcome-events", '{"won": ["Closed Won"], "lost": ["Closed Lost"]}')
     if not isinstance(obj, dict):
         raise click.BadParameter(
             f"must be a JSON object of outcome -> event names. Got {value!r}.", param_hint="'--outcome-events'"
@@ -202,14 +205,7 @@ def _parse_outcome_events(value: str | None) -> dict[str, list[str]] | None:
 def _parse_outcome_values(value: str | None) -> dict[str, str] | None:
     if value is None:
         return None
-    try:
-        obj = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(
-            f"not valid JSON ({exc.msg}): {value!r}. "
-            """Example: --outcome-values '{"Closed Won": "won", "Closed Lost": "lost"}'""",
-            param_hint="'--outcome-values'",
-        ) from None
+    obj = _json_option(value, "--outcome-values", '{"Closed Won": "won", "Closed Lost": "lost"}')
     if not isinstance(obj, dict) or not all(isinstance(v, str) for v in obj.values()):
         raise click.BadParameter(
             f"must be a JSON object of label -> outcome. Got {value!r}.", param_hint="'--outcome-values'"
