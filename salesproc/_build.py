@@ -346,24 +346,62 @@ def _norm_token(s: pd.Series) -> pd.Series:
 Factorized = tuple[np.ndarray, pd.Index]
 
 
-def _factorize_text(columns: Mapping[str, pd.Series]) -> dict[str, Factorized]:
+def _factorize_text(columns: Mapping[str, pd.Series], *, ordered: Iterable[str] = ()) -> dict[str, Factorized]:
     """``pd.factorize`` of each plain-text column; long ones side by side in threads (pyarrow lets
-    go of the GIL), which is most of the time a big file takes to load."""
+    go of the GIL), which is most of the time a big file takes to load.
+
+    A text categorical (a column read dictionary-encoded) is already factorized: its codes and
+    categories are used as they are, except that for the columns in ``ordered`` the categories
+    are put in order of first appearance and unused ones dropped (as ``pd.factorize`` would).
+    """
+    ordered = set(ordered)
+    out: dict[str, Factorized] = {}
+    for k, s in columns.items():
+        if _has_text_categories(s):
+            if k in ordered:
+                out[k] = _factorize_categorical(s)
+            else:
+                out[k] = (np.asarray(s.cat.codes), pd.Index(s.cat.categories, dtype="str"))
     todo = {k: s for k, s in columns.items() if _is_plain_str(s.dtype)}
     if len(todo) > 1 and sum(len(s) for s in todo.values()) >= 300_000:
         with ThreadPoolExecutor(max_workers=len(todo)) as pool:
-            return dict(zip(todo, pool.map(pd.factorize, todo.values())))
-    return {k: pd.factorize(s) for k, s in todo.items()}
+            return {**out, **dict(zip(todo, pool.map(pd.factorize, todo.values())))}
+    return {**out, **{k: pd.factorize(s) for k, s in todo.items()}}
+
+
+def _factorize_categorical(s: pd.Series) -> Factorized:
+    """``pd.factorize`` of a text categorical from its codes: the categories in use, in order of
+    first appearance (as for plain text), and each row's code into them (-1: missing).
+
+    A column read dictionary-encoded (Parquet, or a CSV read so) is already factorized, up to
+    unused categories and their order; this costs a few passes over small integers instead of
+    hashing every string. A file grouped by case, read so, already has its codes in order.
+    """
+    cat = s.array
+    codes = np.asarray(cat.codes)  # type: ignore[attr-defined]
+    n_cat = len(cat.categories)  # type: ignore[attr-defined]
+    if len(codes) and codes[0] == 0 and codes[-1] == n_cat - 1:
+        step = np.diff(codes)
+        if len(step) == 0 or (step.min() >= 0 and step.max() <= 1):  # 0,0,1,1,1,2,...: every one used, in order
+            return codes, pd.Index(cat.categories, dtype="str")  # type: ignore[attr-defined]
+    first = np.full(n_cat + 1, len(codes), dtype=np.int64)  # slot n_cat: missing (-1)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    used = np.flatnonzero(first[:n_cat] < len(codes))
+    order = used[np.argsort(first[used], kind="stable")]
+    lut = np.full(n_cat + 1, -1, dtype=np.int64)
+    lut[order] = np.arange(len(order))
+    uniq = pd.Index(cat.categories[order], dtype="str")  # type: ignore[attr-defined]
+    return lut[codes], uniq
 
 
 def _norm_codes(s: pd.Series, pre: Factorized | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``_norm_token`` as codes into its distinct results (which may repeat: ``Task`` and ``task``).
 
     ``pre`` is ``pd.factorize(s)`` when already done."""
-    if _is_plain_str(s.dtype):  # missing values (code -1) read as ""
+    if pre is not None or _is_plain_str(s.dtype):  # missing values (code -1) read as ""
         codes, uniq = pre if pre is not None else pd.factorize(s)
         norm = _norm_text(pd.Series([*uniq.tolist(), ""], dtype="str")).to_numpy(dtype=object)
-        return np.where(codes < 0, len(uniq), codes), norm
+        return codes, norm  # code -1 picks the last entry, ""
     codes, uniq = pd.factorize(s.astype("str").where(s.notna(), ""))
     return codes, _norm_text(pd.Series(uniq, dtype="str")).to_numpy(dtype=object)
 
@@ -408,12 +446,18 @@ def _outcome_labels(
     The label depends only on the value's text (and the column being boolean), so it is worked
     out once per distinct text, on the first row that has it.
     """
-    txt = raw.astype("str").where(raw.notna(), None)
-    codes, _ = pd.factorize(txt, use_na_sentinel=False)
+    if _has_text_categories(raw):
+        cat_codes = np.asarray(raw.cat.codes).astype(np.int64)
+        codes = np.where(cat_codes < 0, len(raw.cat.categories), cat_codes)  # missing: its own code
+    else:
+        txt = raw.astype("str").where(raw.notna(), None)
+        codes, _ = pd.factorize(txt, use_na_sentinel=False)
     first = np.full(codes.max(initial=-1) + 1, -1, dtype=np.int64)
     first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
     labels = _outcome_label_rows(raw.iloc[first], outcome_values).to_numpy(dtype=object)
-    return pd.Series(labels[codes], index=raw.index, dtype=object), codes, labels
+    code_of_label = np.array([OUTCOMES.index(x) if x in OUTCOMES else -1 for x in labels], dtype=np.int8)
+    out = pd.Categorical.from_codes(code_of_label[codes], categories=OUTCOMES)
+    return pd.Series(out, index=raw.index), codes, labels
 
 
 def _outcome_label_rows(raw: pd.Series, outcome_values: Mapping[str, str] | None) -> pd.Series:
@@ -473,6 +517,8 @@ def _report_outcomes(
 
 
 _OUTCOMES_SYN_SERIES = pd.Series(_OUTCOME_SYNONYMS)
+# status code of each outcome code (last entry: a missing outcome, code -1)
+_STATUS_CODE_OF_OUTCOME = np.array([STATUSES.index(STATUS_OF_OUTCOME[o]) for o in OUTCOMES] + [-1], dtype=np.int8)
 
 
 def _rows_of(df: pd.DataFrame, offset: int) -> np.ndarray:
@@ -484,8 +530,10 @@ def _rows_of(df: pd.DataFrame, offset: int) -> np.ndarray:
 def _id_codes(s: pd.Series, pre: Factorized | None = None) -> tuple[np.ndarray, pd.Index]:
     """Ids cleaned as :func:`_clean_ids` does, as codes (-1: none) into the distinct ids in order of
     first appearance; text columns are cleaned once per distinct value."""
-    if _is_plain_str(s.dtype):
+    if pre is not None or _is_plain_str(s.dtype):
         raw_codes, raw_uniq = pre if pre is not None else pd.factorize(s)
+        if _already_clean(raw_uniq):
+            return raw_codes, pd.Index(raw_uniq, dtype="str")
         codes, uniq = pd.factorize(_clean_ids(pd.Series(raw_uniq, dtype="str")))
         return np.append(codes, -1)[raw_codes], pd.Index(uniq)
     codes, uniq = pd.factorize(_clean_ids(s))
@@ -494,12 +542,23 @@ def _id_codes(s: pd.Series, pre: Factorized | None = None) -> tuple[np.ndarray, 
 
 def _name_codes(s: pd.Series, pre: Factorized | None = None) -> tuple[np.ndarray, pd.Index]:
     """Event names as text with spaces trimmed, as codes (-1: none) into the distinct names."""
-    if _is_plain_str(s.dtype):
+    if pre is not None or _is_plain_str(s.dtype):
         raw_codes, raw_uniq = pre if pre is not None else pd.factorize(s)
+        if _already_clean(raw_uniq):
+            return raw_codes, pd.Index(raw_uniq, dtype="str")
         codes, uniq = pd.factorize(pd.Series(raw_uniq, dtype="str").str.strip())
         return np.append(codes, -1)[raw_codes], pd.Index(uniq, dtype="str")
     codes, uniq = pd.factorize(s.astype("str").where(s.notna(), None).str.strip())
     return codes, pd.Index(uniq, dtype="str")
+
+
+def _already_clean(values: pd.Index) -> bool:
+    """Distinct text values that cleaning would leave as they are: none blank or missing, none
+    with surrounding spaces (then their codes need no remapping)."""
+    if not _is_plain_str(values.dtype) or values.hasnans:
+        return False
+    txt = pd.Series(values, copy=False)
+    return not bool((txt.str.strip() != txt).any() or (txt == "").any())
 
 
 def _clean_ids(s: pd.Series) -> pd.Series:
@@ -579,7 +638,10 @@ def build_history(
     # --- events: id, name, time, type --------------------------------------------------------
     # ids and names are cleaned once per distinct value and carried as codes (-1: none)
     no_text, no_values = pd.Series([], dtype="str"), pd.Index([], dtype="str")
-    pre = _factorize_text({c: ev[c] for c in ("case_id", "name", "type") if c in ev.columns}) if len(ev) else {}
+    pre = (
+        _factorize_text({c: ev[c] for c in ("case_id", "name", "type") if c in ev.columns}, ordered=["case_id"])
+        if len(ev) else {}
+    )
     id_codes, id_values = (
         _id_codes(ev["case_id"], pre.get("case_id")) if len(ev) else (np.zeros(0, np.int64), no_values)
     )
@@ -648,7 +710,7 @@ def build_history(
 
     # Work on positions into ``ev`` (``src``) and integer codes; the event table is built once, at
     # the end, by taking each column at those positions (no object copies of long columns).
-    keep_idx = np.flatnonzero(keep)
+    keep_idx = np.arange(len(keep)) if keep.all() else np.flatnonzero(keep)
     src = keep_idx
     ident = len(keep_idx) == len(ev)  # src is 0..n-1: columns are used as they are, not taken
 
@@ -661,7 +723,7 @@ def build_history(
     else:
         kcodes, first_seen = pd.factorize(id_codes[keep_idx])
         uniq = id_values[first_seen]
-    uniq_ids = pd.Index(uniq).astype("str")
+    uniq_ids = pd.Index(uniq, name="case_id").astype("str")  # named as the cases column is
     kts = at_src(i8(ts)) if len(ts) else np.zeros(0, np.int64)
     e_rows = at_src(rows)
     ncodes_all, name_uniq = at_src(name_codes), name_values
@@ -678,8 +740,7 @@ def build_history(
 
     # order by case and time once (stable; skipped when the rows already are); duplicates then
     # sit side by side
-    d = np.diff(kcodes)
-    if not ((d >= 0).all() and (np.diff(kts)[d == 0] >= 0).all()):
+    if not _in_case_time_order(kcodes, kts):
         order = np.lexsort((kts, kcodes))
         ident = False
         src, kcodes, kts, e_rows = src[order], kcodes[order], kts[order], e_rows[order]
@@ -718,20 +779,29 @@ def build_history(
     from_ev["_n_rows"] = np.bincount(codes, minlength=n_from_events).astype(np.int64)
     for k, col_values in case_level_cols.items():
         valid = at_src(col_values.notna().to_numpy())
-        if valid.all():  # the usual case: every row repeats it, so each case's last row has it
+        per_case = np.add.reduceat(valid, starts, dtype=np.int64) if len(starts) else np.zeros(0, np.int64)
+        if (per_case == ends - starts + 1).all():  # the usual case: every row repeats it, so each case's last row has it
             pos = ends
+        elif ((per_case == 0) | (per_case == ends - starts + 1)).all():  # given on all of a case's rows or none
+            pos = np.where(per_case > 0, ends, -1)
         else:
             at_valid = np.flatnonzero(valid)
             pos = np.full(n_from_events, -1, dtype=np.int64)
             pos[codes[at_valid]] = at_valid  # later rows overwrite earlier ones
         has_value = pos >= 0
         at = src[np.maximum(pos, 0)]
+        is_text = _is_plain_str(col_values.dtype) or _has_text_categories(col_values)
         if (k in ("created", "closed", "target_date") and _is_datetime(col_values.dtype)) or (
-            _is_plain_str(col_values.dtype) and has_value.any()
+            is_text and has_value.any()
         ):
             # case dates stay dates (read once, never through text); text stays text, as the
             # object route below would infer it
-            from_ev[k] = col_values.array.take(np.where(has_value, at, -1), allow_fill=True)
+            taken = col_values.array.take(np.where(has_value, at, -1), allow_fill=True)
+            if cases is not None and isinstance(col_values.dtype, pd.CategoricalDtype):
+                taken = np.asarray(taken, dtype=object)  # merged with the case table's values below
+            from_ev[k] = taken
+        elif has_value.all():
+            from_ev[k] = col_values.array.take(at)  # numbers stay numbers
         else:
             picked = np.full(n_from_events, None, dtype=object)
             picked[has_value] = np.asarray(col_values.iloc[at[has_value]].to_numpy(), dtype=object)
@@ -837,7 +907,10 @@ def build_history(
     kinds = (
         _norm_token(c["kind"]).replace({"": kind, "opportunity": "deal", "deals": "deal", "projects": "project"})
         if "kind" in c.columns or ev_kind_col
-        else pd.Series(kind, index=c.index)
+        else pd.Series(
+            pd.Categorical.from_codes(np.full(len(c), KINDS.index(kind), dtype=np.int8), categories=KINDS),
+            index=c.index,
+        )
     )
     ck = np.ones(len(c), dtype=bool)
     ck &= sk.bad(
@@ -893,7 +966,7 @@ def build_history(
     ck &= okeep
     is_proj = (kinds == "project").to_numpy()
     # projects without an explicit outcome: on time / late from actual end vs planned end
-    derive_proj = is_proj & (rawo.isna() | (_norm_token(rawo) == "")).to_numpy()
+    derive_proj = is_proj & (rawo.isna() | (_norm_token(rawo) == "")).to_numpy() if is_proj.any() else is_proj
     if derive_proj.any():
         closed_p = c["closed"]
         tgt = c["target_date"]
@@ -933,11 +1006,13 @@ def build_history(
         src, codes, ncodes_all, tcode = src[kept_ev], codes[kept_ev], ncodes_all[kept_ev], tcode[kept_ev]
 
     c["kind"] = kinds
-    c["status"] = c["outcome"].map(STATUS_OF_OUTCOME)
+    c["outcome"] = _categorical(c["outcome"], OUTCOMES)
+    c["status"] = pd.Categorical.from_codes(_STATUS_CODE_OF_OUTCOME[c["outcome"].cat.codes], categories=STATUSES)
     for col in ("owner", "segment"):
         if col not in c.columns:
             c[col] = None
-        c[col] = pd.Series(c[col]).astype("str").where(pd.Series(c[col]).notna(), None)
+        if not _is_plain_str(c[col].dtype):
+            c[col] = pd.Series(c[col]).astype("str").where(pd.Series(c[col]).notna(), None)
     c = c.drop(columns=[x for x in c.columns if x in ("_first", "_last", "_n_rows") or x.startswith("_row")])
 
     report = LoadReport(
@@ -965,7 +1040,7 @@ def build_history(
         extras = (ev[extra_cols] if ident else ev[extra_cols].iloc[src]).reset_index(drop=True)
         extras.columns = [str(x) for x in extra_cols]
         e = pd.concat([e, extras], axis=1)
-    return finalize(c, e, report)
+    return finalize(c, e, report, ordered=cases is None)  # else the case table sets the order
 
 
 def _event_text(ev: pd.DataFrame, col: str, src: np.ndarray | None) -> pd.Series:
@@ -980,14 +1055,32 @@ def _event_text(ev: pd.DataFrame, col: str, src: np.ndarray | None) -> pd.Series
     return pd.Series(v).astype("str").where(pd.notna(v), None)
 
 
-def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport) -> History:
-    """Order columns, set dtypes, sort events, check the schema."""
+def _in_case_time_order(codes: np.ndarray, ts: np.ndarray, block: int = 1 << 16) -> bool:
+    """Rows grouped by case code (ascending) and in time order within a case.
+
+    Checked a block at a time (blocks overlap by one row), so the temporaries stay in cache."""
+    for lo in range(0, len(codes) - 1, block):
+        c = codes[lo : lo + block + 1]
+        step = np.diff(c)
+        if step.min() < 0:
+            return False
+        if ((np.diff(ts[lo : lo + block + 1]) < 0) & (step == 0)).any():
+            return False
+    return True
+
+
+def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport, *, ordered: bool = False) -> History:
+    """Order columns, set dtypes, sort events, check the schema.
+
+    ``ordered`` says the events are already grouped by case, in the cases' order, and in time
+    order within each case (the builder has made sure of it)."""
     missing = [c for c in ("case_id", "kind", "outcome", "created") if c not in cases.columns]
     if missing:
         raise InputError(f"case table lacks {missing}; expected the columns {CASE_COLUMNS}.")
     c = cases.copy(deep=False)  # copy-on-write: the caller's frames are never changed
+    c["outcome"] = _categorical(c["outcome"], OUTCOMES)
     if "status" not in c.columns:
-        c["status"] = c["outcome"].map(STATUS_OF_OUTCOME)
+        c["status"] = pd.Categorical.from_codes(_STATUS_CODE_OF_OUTCOME[c["outcome"].cat.codes], categories=STATUSES)
     for col in ("closed", "target_date"):
         if col not in c.columns:
             c[col] = pd.Series(pd.NaT, index=c.index, dtype=TS_DTYPE)
@@ -998,9 +1091,9 @@ def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport) -> H
         if col not in c.columns:
             c[col] = pd.Series([None] * len(c), dtype="str")
     c["case_id"] = c["case_id"].astype("str")
-    c["kind"] = pd.Categorical(c["kind"], categories=KINDS)
-    c["outcome"] = pd.Categorical(c["outcome"], categories=OUTCOMES)
-    c["status"] = pd.Categorical(c["status"], categories=STATUSES)
+    c["kind"] = _categorical(c["kind"], KINDS)
+    c["outcome"] = _categorical(c["outcome"], OUTCOMES)
+    c["status"] = _categorical(c["status"], STATUSES)
     for col in ("created", "closed", "target_date"):
         c[col] = pd.to_datetime(c[col], utc=True).astype(TS_DTYPE)
     c["amount"] = pd.to_numeric(c["amount"], errors="coerce").astype("float64")
@@ -1017,7 +1110,8 @@ def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport) -> H
         cat = e["case_id"].array
         wanted = pd.Index(c["case_id"])
         if cat.categories.dtype == wanted.dtype and cat.categories.equals(wanted):
-            cat = cat.rename_categories(wanted)  # already in the cases' order: codes stay
+            if cat.categories.name != wanted.name:  # already in the cases' order: codes stay
+                cat = cat.rename_categories(wanted)
         else:
             cat = cat.set_categories(wanted)  # same as the text route, by codes
     else:
@@ -1029,19 +1123,31 @@ def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport) -> H
     if _has_text_categories(e["name"]):
         names = e["name"].array
         codes_n = np.asarray(names.codes)
-        used = np.bincount(codes_n[codes_n >= 0], minlength=len(names.categories)) > 0
+        used = np.bincount(codes_n.astype(np.intp) + 1, minlength=len(names.categories) + 1)[1:] > 0
         e["name"] = names.set_categories(pd.Index(names.categories[used], dtype="str").sort_values())
     else:
         e["name"] = e["name"].astype("str").astype("category")
     e["type"] = pd.Categorical(e["type"], categories=EVENT_TYPES)
-    ev_codes = np.asarray(cat.codes)
-    ev_ts = i8(e["timestamp"])
-    d = np.diff(ev_codes)
-    if not ((d >= 0).all() and (np.diff(ev_ts)[d == 0] >= 0).all()):  # else already in order
-        e = e.iloc[np.lexsort((ev_ts, ev_codes))]
+    if not ordered:
+        ev_codes = np.asarray(cat.codes)
+        ev_ts = i8(e["timestamp"])
+        if not _in_case_time_order(ev_codes, ev_ts):
+            e = e.iloc[np.lexsort((ev_ts, ev_codes))]
     extra_e = [x for x in e.columns if x not in EVENT_COLUMNS]
     e = e[EVENT_COLUMNS + extra_e].reset_index(drop=True)
     return History(c, e, report)
+
+
+def _categorical(values: pd.Series, categories: Iterable[str]) -> pd.Categorical:
+    """``pd.Categorical(values, categories=categories)``; one already so is used as it is, and a
+    column of one repeated value is coded without hashing every row."""
+    cats = list(categories)
+    if isinstance(values.dtype, pd.CategoricalDtype) and list(values.cat.categories) == cats:
+        return values.array  # type: ignore[return-value]
+    v = values.to_numpy()
+    if len(v) and v.dtype == object and isinstance(v[0], str) and v[0] in cats and (v == v[0]).all():
+        return pd.Categorical.from_codes(np.full(len(v), cats.index(v[0]), dtype=np.int8), categories=cats)
+    return pd.Categorical(values, categories=cats)
 
 
 def _has_text_categories(s: pd.Series) -> bool:

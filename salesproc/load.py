@@ -11,7 +11,7 @@ import codecs
 import io
 import re
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -374,7 +374,7 @@ def read_table(
         raise EmptyInputError(f"{path}: the file is empty (0 bytes). Fix: export the data again.")
     if suffix in (".parquet", ".pq"):
         try:
-            df = pd.read_parquet(path)
+            df = _read_parquet(path, mapping)
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise MalformedFileError(
                 f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]}). "
@@ -392,10 +392,22 @@ def read_table(
                 "or export the data again."
             )
         return frame, "."
-    data = path.read_bytes()
-    return _read_csv_bytes(
-        data, str(path), encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal
-    )
+    return _read_csv_path(path, encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal)
+
+
+def _read_parquet(path: Path, mapping: Mapping[str, str] | str | None) -> pd.DataFrame:
+    """A Parquet file with an event log's identifying text read dictionary-encoded (Parquet
+    usually stores it so; the values are then never expanded to one string per row)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from salesproc._arrow import table_to_frame
+
+    schema = pq.read_schema(path)
+    types = dict(zip(schema.names, schema.types))
+    wanted = _column_types(mapping, list(schema.names), types)
+    as_dictionary = [c for c, t in wanted.items() if pa.types.is_dictionary(t)]
+    return table_to_frame(pq.read_table(path, read_dictionary=as_dictionary or None))
 
 
 def _read_excel(path: Path, sheet: str | int | None) -> pd.DataFrame:
@@ -432,6 +444,33 @@ def _read_excel(path: Path, sheet: str | int | None) -> pd.DataFrame:
         return pd.read_excel(book, sheet_name=wanted, dtype=object)
 
 
+def _read_csv_path(
+    path: Path,
+    *,
+    encoding: str,
+    delimiter: str | None,
+    mapping: Mapping[str, str] | str | None,
+    decimal: str | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """Read a CSV file: pyarrow reads the path itself (in parallel, no copy of the bytes in
+    Python); other encodings, and files whose first MiB is blank, take the bytes route."""
+    if encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        return _read_csv_bytes(
+            path.read_bytes(), str(path), encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal
+        )
+    with open(path, "rb") as fh:
+        head = fh.read(_HEAD_BYTES)
+    if head.startswith(codecs.BOM_UTF8):
+        head = head[len(codecs.BOM_UTF8):]
+    if not head.strip():
+        return _read_csv_bytes(
+            path.read_bytes(), str(path), encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal
+        )
+    return _read_csv_arrow(
+        str(path), head, str(path), full=path.read_bytes, delimiter=delimiter, mapping=mapping, decimal=decimal
+    )
+
+
 def _read_csv_bytes(
     data: bytes,
     source: str,
@@ -441,8 +480,8 @@ def _read_csv_bytes(
     mapping: Mapping[str, str] | str | None,
     decimal: str | None = None,
 ) -> tuple[pd.DataFrame, str]:
+    """Read CSV text held in memory (a stream, or a file in another encoding than UTF-8)."""
     import pyarrow as pa
-    import pyarrow.csv as pacsv
 
     if not data or data.isspace():
         raise EmptyInputError(f"{source}: the file is empty. Fix: export the data again.")
@@ -466,24 +505,75 @@ def _read_csv_bytes(
             ) from None
     else:
         _check_utf8(data, source)
-    first_nl = data.find(b"\n")
-    header = (data if first_nl < 0 else data[:first_nl]).decode("utf-8", "replace")
+    return _read_csv_arrow(
+        pa.BufferReader(data), data[:_HEAD_BYTES], source, full=lambda: data,
+        delimiter=delimiter, mapping=mapping, decimal=decimal,
+    )
+
+
+_HEAD_BYTES = 1 << 20  # how much of a file is looked at for the header, delimiter and quoting
+# identifying text of an event log, read dictionary-encoded: few distinct values over many rows
+_DICTIONARY_FIELDS = ("case_id", "name", "type", "outcome", "segment", "kind")
+_TEXT_FIELDS = ("case_id", "name", "owner", "role", "segment", "type", "outcome")
+
+
+def _column_types(
+    mapping: Mapping[str, str] | str | None, names: list[str], types: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Column -> the pyarrow type to read it as: the mapped text fields as text (never guessed as
+    numbers or dates), and, for event logs, their identifying fields dictionary-encoded.
+
+    ``types`` (a file's schema, when it has one) limits the dictionary encoding to text columns.
+    """
+    import pyarrow as pa
+
+    from salesproc._arrow import text_dictionary
+
+    cols, preset = resolve_mapping(mapping, names)
+    present = set(names)
+    out: dict[str, Any] = {cols.get(k, k): pa.string() for k in _TEXT_FIELDS if cols.get(k, k) in present}
+    if preset is None or preset.shape == "events":
+        for k in _DICTIONARY_FIELDS:
+            c = cols.get(k, k)
+            if c in present and (types is None or pa.types.is_string(types[c]) or pa.types.is_large_string(types[c])):
+                out[c] = text_dictionary()
+    return out
+
+
+def _read_csv_arrow(
+    data: Any,
+    head: bytes,
+    source: str,
+    *,
+    full: Callable[[], bytes],
+    delimiter: str | None,
+    mapping: Mapping[str, str] | str | None,
+    decimal: str | None,
+) -> tuple[pd.DataFrame, str]:
+    """Parse CSV with pyarrow from ``data`` (a path or a buffer); ``head`` is its first bytes
+    without a BOM, ``full()`` all of it (read only to point an error at a row)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from salesproc._arrow import table_to_frame
+
+    first_nl = head.find(b"\n")
+    header = (head if first_nl < 0 else head[:first_nl]).decode("utf-8", "replace")
     if delimiter is None:
         counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
         delimiter = max(counts, key=lambda d: counts[d]) if max(counts.values()) > 0 else ","
     if decimal is None:
         decimal = "," if delimiter == ";" else "."
     names = [h.strip().strip('"') for h in header.rstrip("\r").split(delimiter)]
-    cols, _ = resolve_mapping(mapping, names)
-    text_cols = {cols.get(k, k) for k in ("case_id", "name", "owner", "role", "segment", "type", "outcome")}
-    column_types = {c: pa.string() for c in text_cols if c in names}
-    try:
-        tbl = pacsv.read_csv(
-            pa.BufferReader(data),
+    column_types = _column_types(mapping, names)
+
+    def read(newlines_in_values: bool) -> pa.Table:
+        return pacsv.read_csv(
+            data,
             read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter,
-                newlines_in_values=b'"' in data[:1 << 20] and b'\n"' in data,
+                newlines_in_values=newlines_in_values,
                 # blank lines stay rows here (dropped below) so row numbers match a spreadsheet's
                 ignore_empty_lines=False,
             ),
@@ -496,20 +586,34 @@ def _read_csv_bytes(
                 decimal_point=decimal,
             ),
         )
+
+    quoted = b'"' in head
+    try:
+        try:
+            tbl = read(quoted)
+        except pa.ArrowInvalid as exc:
+            # quoted line breaks may first appear past the head: read once more allowing them
+            if quoted or "Expected" not in str(exc) or b'"' not in full():
+                raise
+            tbl = read(True)
     except pa.ArrowInvalid as exc:
         msg = str(exc)
+        if "UTF8" in msg or "UTF-8" in msg:
+            _check_utf8(full(), source)
         m = re.search(r"Expected (\d+) columns, got (\d+): (.*)", msg)
         if m:
-            row = _find_row(data, m.group(3)[:40])
+            row = _find_row(full(), m.group(3)[:40])
             raise InputError(
                 f"{source}{f', row {row}' if row else ''}: expected {m.group(1)} fields (the header's), "
                 f"found {m.group(2)}: {m.group(3)[:80]!r}. Fix: quote values that contain {delimiter!r}, "
                 "or pass the right delimiter=."
             ) from None
         raise InputError(f"{source}: cannot read as CSV ({msg.splitlines()[0]}).") from None
+    if any(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in tbl.schema.types):
+        _check_utf8(full(), source)  # pyarrow reads a column with bytes that are not UTF-8 as binary
     if tbl.num_rows == 0:
         raise EmptyInputError(f"{source}: the file has a header but no rows. Fix: export the data again.")
-    df = tbl.to_pandas(date_as_object=False)
+    df = table_to_frame(tbl)
     df.columns = [str(c).strip() for c in df.columns]
     df = _drop_blank_rows(df)
     if len(df) == 0:
