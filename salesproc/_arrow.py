@@ -41,9 +41,10 @@ def dictionary_to_categorical(column: pa.ChunkedArray | pa.Array) -> pd.Categori
     chunks = [c for c in chunks if len(c)]
     if not chunks:
         return pd.Categorical([], categories=pd.Index([], dtype="str"))
-    # chunks of one row group / block share a dictionary: hash each distinct one once
+    # chunks of one row group / block share a dictionary: each distinct one is looked at once
     slot: dict[tuple[int, int, int], int] = {}
     dicts: list[pa.Array] = []
+    which = []
     for c in chunks:
         d = c.dictionary
         buf = d.buffers()[1]
@@ -51,25 +52,27 @@ def dictionary_to_categorical(column: pa.ChunkedArray | pa.Array) -> pd.Categori
         if key not in slot:
             slot[key] = len(dicts)
             dicts.append(d)
-    values = pa.concat_arrays([d.cast(pa.large_string()) for d in dicts])
-    codes_of_value, cats = pd.factorize(pd.Series(pd.arrays.ArrowStringArray(values)))
-    starts = np.cumsum([0] + [len(d) for d in dicts])
-    parts = []
-    for c in chunks:
-        d = c.dictionary
-        buf = d.buffers()[1]
-        i = slot[(0 if buf is None else buf.address, d.offset, len(d))]
-        lut = np.append(codes_of_value[starts[i] : starts[i + 1]], -1)  # last: missing
-        idx = c.indices
-        if c.null_count:
-            idx = idx.fill_null(len(lut) - 1)
-        parts.append(lut[idx.to_numpy(zero_copy_only=False)])
-    codes = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        which.append(slot[key])
+    if len(dicts) == 1 and dicts[0].null_count == 0:
+        # one dictionary (its values are distinct): the indices are the codes
+        luts = [np.arange(len(dicts[0]), dtype=np.int64)]
+        cats = pd.Index(pd.arrays.ArrowStringArray(dicts[0].cast(pa.large_string())), dtype="str")
+    else:
+        values = pa.concat_arrays([d.cast(pa.large_string()) for d in dicts]).dictionary_encode()
+        codes_of_value = values.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        cats = pd.Index(pd.arrays.ArrowStringArray(values.dictionary), dtype="str")
+        bounds = np.cumsum([0] + [len(d) for d in dicts])
+        luts = [codes_of_value[bounds[i] : bounds[i + 1]] for i in range(len(dicts))]
     n = len(cats)
     small = np.int8 if n < 127 else np.int16 if n < 32_767 else np.int32
-    return pd.Categorical.from_codes(
-        codes.astype(small, copy=False), categories=pd.Index(cats, dtype="str"), validate=False
-    )
+    out = np.empty(sum(len(c) for c in chunks), dtype=small)
+    lo = 0
+    for c, i in zip(chunks, which):
+        lut = np.append(luts[i], -1).astype(small)  # last: missing
+        idx = c.indices.fill_null(len(lut) - 1) if c.null_count else c.indices
+        np.take(lut, idx.to_numpy(zero_copy_only=False), out=out[lo : lo + len(c)])
+        lo += len(c)
+    return pd.Categorical.from_codes(out, categories=cats, validate=False)
 
 
 def table_to_frame(table: pa.Table) -> pd.DataFrame:
@@ -89,3 +92,4 @@ def table_to_frame(table: pa.Table) -> pd.DataFrame:
     for n, cat in cats.items():
         rest[n] = pd.Series(cat, index=rest.index, copy=False)
     return rest[[n for n in names if n in rest.columns]]
+

@@ -361,7 +361,7 @@ def _factorize_text(columns: Mapping[str, pd.Series], *, ordered: Iterable[str] 
             if k in ordered:
                 out[k] = _factorize_categorical(s)
             else:
-                out[k] = (np.asarray(s.cat.codes), pd.Index(s.cat.categories, dtype="str"))
+                out[k] = (np.asarray(s.cat.codes), _str_index(s.cat.categories))
     todo = {k: s for k, s in columns.items() if _is_plain_str(s.dtype)}
     if len(todo) > 1 and sum(len(s) for s in todo.values()) >= 300_000:
         with ThreadPoolExecutor(max_workers=len(todo)) as pool:
@@ -383,7 +383,7 @@ def _factorize_categorical(s: pd.Series) -> Factorized:
     if len(codes) and codes[0] == 0 and codes[-1] == n_cat - 1:
         step = np.diff(codes)
         if len(step) == 0 or (step.min() >= 0 and step.max() <= 1):  # 0,0,1,1,1,2,...: every one used, in order
-            return codes, pd.Index(cat.categories, dtype="str")  # type: ignore[attr-defined]
+            return codes, _str_index(cat.categories)  # type: ignore[attr-defined]
     first = np.full(n_cat + 1, len(codes), dtype=np.int64)  # slot n_cat: missing (-1)
     first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
     used = np.flatnonzero(first[:n_cat] < len(codes))
@@ -430,11 +430,14 @@ def normalize_outcomes(
 ) -> tuple[pd.Series, np.ndarray]:
     """Map raw outcome labels to canonical ones; returns (outcome, keep-mask)."""
     out, label_codes, labels = _outcome_labels(raw, outcome_values)
-    allowed_pairs = np.zeros(len(raw), dtype=bool)
-    kv = kinds.to_numpy()
-    for kind, allowed in OUTCOMES_BY_KIND.items():
-        allowed_pairs |= (kv == kind) & np.isin(labels, allowed)[label_codes]
-    bad = ~allowed_pairs
+    kind_cat = pd.Categorical(kinds, categories=KINDS) if not isinstance(kinds.dtype, pd.CategoricalDtype) else kinds.array
+    kind_cat = kind_cat.set_categories(KINDS) if list(kind_cat.categories) != KINDS else kind_cat
+    # allowed[kind code, label code]; the last row is an unknown kind (code -1): nothing allowed
+    allowed = np.zeros((len(KINDS) + 1, len(labels)), dtype=bool)
+    for i, kind in enumerate(KINDS):
+        allowed[i] = np.isin(labels, OUTCOMES_BY_KIND[kind])
+    bad = ~allowed[np.asarray(kind_cat.codes), label_codes]
+    kv = np.asarray(kind_cat, dtype=object)
     return out, _report_outcomes(bad, raw, kv, skips=skips, rows=rows, weights=weights)
 
 
@@ -533,7 +536,7 @@ def _id_codes(s: pd.Series, pre: Factorized | None = None) -> tuple[np.ndarray, 
     if pre is not None or _is_plain_str(s.dtype):
         raw_codes, raw_uniq = pre if pre is not None else pd.factorize(s)
         if _already_clean(raw_uniq):
-            return raw_codes, pd.Index(raw_uniq, dtype="str")
+            return raw_codes, _str_index(raw_uniq)
         codes, uniq = pd.factorize(_clean_ids(pd.Series(raw_uniq, dtype="str")))
         return np.append(codes, -1)[raw_codes], pd.Index(uniq)
     codes, uniq = pd.factorize(_clean_ids(s))
@@ -545,11 +548,30 @@ def _name_codes(s: pd.Series, pre: Factorized | None = None) -> tuple[np.ndarray
     if pre is not None or _is_plain_str(s.dtype):
         raw_codes, raw_uniq = pre if pre is not None else pd.factorize(s)
         if _already_clean(raw_uniq):
-            return raw_codes, pd.Index(raw_uniq, dtype="str")
+            return raw_codes, _str_index(raw_uniq)
         codes, uniq = pd.factorize(pd.Series(raw_uniq, dtype="str").str.strip())
         return np.append(codes, -1)[raw_codes], pd.Index(uniq, dtype="str")
     codes, uniq = pd.factorize(s.astype("str").where(s.notna(), None).str.strip())
     return codes, pd.Index(uniq, dtype="str")
+
+
+def _str_index(values: Any) -> pd.Index:
+    """``pd.Index(values, dtype="str")``, unnamed; an Index already so is returned itself, so what
+    pandas caches on it (its hash table, whether it is unique) is worked out once."""
+    if isinstance(values, pd.Index) and _is_plain_str(values.dtype) and values.name is None:
+        return values
+    return pd.Index(values, dtype="str", name=None)
+
+
+def _categorical_text(s: pd.Series) -> pd.Series:
+    """A text categorical as plain text (missing stays missing), taken from its categories in
+    pyarrow rather than converted value by value."""
+    import pyarrow as pa
+
+    cats = pa.array(np.asarray(s.cat.categories, dtype=object), type=pa.large_string())
+    codes = np.asarray(s.cat.codes)
+    idx = pa.array(codes, mask=codes < 0)
+    return pd.Series(pd.arrays.ArrowStringArray(cats.take(idx)), index=s.index, name=s.name, dtype="str")
 
 
 def _already_clean(values: pd.Index) -> bool:
@@ -723,7 +745,7 @@ def build_history(
     else:
         kcodes, first_seen = pd.factorize(id_codes[keep_idx])
         uniq = id_values[first_seen]
-    uniq_ids = pd.Index(uniq, name="case_id").astype("str")  # named as the cases column is
+    uniq_ids = _str_index(uniq)
     kts = at_src(i8(ts)) if len(ts) else np.zeros(0, np.int64)
     e_rows = at_src(rows)
     ncodes_all, name_uniq = at_src(name_codes), name_values
@@ -776,13 +798,14 @@ def build_history(
     from_ev["_row"] = e_rows[starts] if len(starts) else np.zeros(0, np.int64)
     # source rows each case stands for (before terminal events leave the table): a case skipped
     # later counts all of them
-    from_ev["_n_rows"] = np.bincount(codes, minlength=n_from_events).astype(np.int64)
+    n_rows = (ends - starts + 1).astype(np.int64)  # codes are sorted: a case's rows sit together
+    from_ev["_n_rows"] = n_rows
     for k, col_values in case_level_cols.items():
         valid = at_src(col_values.notna().to_numpy())
-        per_case = np.add.reduceat(valid, starts, dtype=np.int64) if len(starts) else np.zeros(0, np.int64)
-        if (per_case == ends - starts + 1).all():  # the usual case: every row repeats it, so each case's last row has it
+        per_case = None if valid.all() else np.add.reduceat(valid, starts, dtype=np.int64)
+        if per_case is None:  # the usual case: every row repeats it, so each case's last row has it
             pos = ends
-        elif ((per_case == 0) | (per_case == ends - starts + 1)).all():  # given on all of a case's rows or none
+        elif ((per_case == 0) | (per_case == n_rows)).all():  # given on all of a case's rows or none
             pos = np.where(per_case > 0, ends, -1)
         else:
             at_valid = np.flatnonzero(valid)
@@ -1011,7 +1034,9 @@ def build_history(
     for col in ("owner", "segment"):
         if col not in c.columns:
             c[col] = None
-        if not _is_plain_str(c[col].dtype):
+        if _has_text_categories(c[col]):
+            c[col] = _categorical_text(c[col])
+        elif not _is_plain_str(c[col].dtype):
             c[col] = pd.Series(c[col]).astype("str").where(pd.Series(c[col]).notna(), None)
     c = c.drop(columns=[x for x in c.columns if x in ("_first", "_last", "_n_rows") or x.startswith("_row")])
 
@@ -1106,16 +1131,16 @@ def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport, *, o
             e[col] = pd.Series([None] * len(e), dtype="str")
     if e["timestamp"].dtype != TS_DTYPE:
         e["timestamp"] = pd.to_datetime(e["timestamp"], utc=True).astype(TS_DTYPE)
+    wanted = pd.Index(c["case_id"]).rename(None)  # categories are unnamed, however they came
     if _has_text_categories(e["case_id"]):
         cat = e["case_id"].array
-        wanted = pd.Index(c["case_id"])
         if cat.categories.dtype == wanted.dtype and cat.categories.equals(wanted):
             if cat.categories.name != wanted.name:  # already in the cases' order: codes stay
                 cat = cat.rename_categories(wanted)
         else:
             cat = cat.set_categories(wanted)  # same as the text route, by codes
     else:
-        cat = pd.Categorical(e["case_id"].astype("str"), categories=c["case_id"])
+        cat = pd.Categorical(e["case_id"].astype("str"), categories=wanted)
     orphan = (cat.codes < 0) & pd.notna(e["case_id"]).to_numpy()
     if orphan.any():
         raise InputError(f"{int(orphan.sum())} events belong to no case (first: {e['case_id'][orphan].iloc[0]!r}).")

@@ -472,7 +472,7 @@ class History:
             skipped=dict(rep.get("skipped", {})),
             notes=tuple(rep.get("notes", ())),
         )
-        events["case_id"] = pd.Categorical(events["case_id"].astype(str), categories=cases["case_id"])
+        events["case_id"] = pd.Categorical(events["case_id"].astype(str), categories=pd.Index(cases["case_id"]).rename(None))
         return cls(cases, events, report)
 
 
