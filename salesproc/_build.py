@@ -437,8 +437,7 @@ def normalize_outcomes(
     for i, kind in enumerate(KINDS):
         allowed[i] = np.isin(labels, OUTCOMES_BY_KIND[kind])
     bad = ~allowed[np.asarray(kind_cat.codes), label_codes]
-    kv = np.asarray(kind_cat, dtype=object)
-    return out, _report_outcomes(bad, raw, kv, skips=skips, rows=rows, weights=weights)
+    return out, _report_outcomes(bad, raw, kind_cat, skips=skips, rows=rows, weights=weights)
 
 
 def _outcome_labels(
@@ -486,7 +485,7 @@ def _outcome_label_rows(raw: pd.Series, outcome_values: Mapping[str, str] | None
 def _report_outcomes(
     bad: np.ndarray,
     raw: pd.Series,
-    kv: np.ndarray,
+    kv: pd.Categorical | np.ndarray,
     *,
     skips: Skips,
     rows: np.ndarray,
@@ -524,10 +523,47 @@ _OUTCOMES_SYN_SERIES = pd.Series(_OUTCOME_SYNONYMS)
 _STATUS_CODE_OF_OUTCOME = np.array([STATUSES.index(STATUS_OF_OUTCOME[o]) for o in OUTCOMES] + [-1], dtype=np.int8)
 
 
-def _rows_of(df: pd.DataFrame, offset: int) -> np.ndarray:
+def _rows_of(df: pd.DataFrame, offset: int, *, lazy: bool = False) -> Any:
+    """Each row's number in the source (its ``_row``, else ``offset`` + position); ``lazy`` gives
+    the positions as a :class:`_Span` instead of an array."""
     if "_row" in df.columns:
         return df["_row"].to_numpy(dtype=np.int64)
+    if lazy:
+        return _Span(len(df), offset)
     return np.arange(len(df), dtype=np.int64) + offset
+
+
+class _Span:
+    """The integers ``offset .. offset + n - 1`` without their array (for a million rows that is
+    memory to allocate and fill for nothing); indexing it gives the numbers at those positions.
+
+    >>> s = _Span(5, offset=2)
+    >>> len(s), s[0], s[np.array([1, 3])].tolist(), s[np.array([True, False, True, False, False])].tolist()
+    (5, 2, [3, 5], [2, 4])
+    """
+
+    __slots__ = ("n", "offset")
+
+    def __init__(self, n: int, offset: int = 0) -> None:
+        self.n, self.offset = n, offset
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, (int, np.integer)):
+            if not -self.n <= key < self.n:
+                raise IndexError(key)
+            return int(key) % self.n + self.offset
+        key = np.asarray(key)
+        if key.dtype == bool:
+            return np.flatnonzero(key) + self.offset
+        return key.astype(np.int64) + self.offset  # (positions here are never negative)
+
+    take = __getitem__
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.arange(self.offset, self.offset + self.n, dtype=dtype or np.int64)
 
 
 def _id_codes(s: pd.Series, pre: Factorized | None = None) -> tuple[np.ndarray, pd.Index]:
@@ -653,7 +689,7 @@ def build_history(
         rows_read = n_event_rows + n_case_rows
 
     ev = events.reset_index(drop=True)
-    rows = _rows_of(ev, row_offset)
+    rows = _rows_of(ev, row_offset, lazy=True)
     ev = ev.drop(columns=["_row"], errors="ignore")
     keep = np.ones(len(ev), dtype=bool)
 
@@ -732,7 +768,7 @@ def build_history(
 
     # Work on positions into ``ev`` (``src``) and integer codes; the event table is built once, at
     # the end, by taking each column at those positions (no object copies of long columns).
-    keep_idx = np.arange(len(keep)) if keep.all() else np.flatnonzero(keep)
+    keep_idx: np.ndarray | _Span = _Span(len(keep)) if keep.all() else np.flatnonzero(keep)
     src = keep_idx
     ident = len(keep_idx) == len(ev)  # src is 0..n-1: columns are used as they are, not taken
 
@@ -758,7 +794,7 @@ def build_history(
         c for c in ev.columns
         if c not in set(EVENT_COLUMNS) | set(CASE_LEVEL) | set(case_attr_cols)
     ]
-    term = term_outcome.to_numpy()[keep_idx] if term_outcome is not None else None
+    term = at_src(term_outcome.to_numpy()) if term_outcome is not None else None
 
     # order by case and time once (stable; skipped when the rows already are); duplicates then
     # sit side by side
@@ -802,11 +838,12 @@ def build_history(
     from_ev["_n_rows"] = n_rows
     for k, col_values in case_level_cols.items():
         valid = at_src(col_values.notna().to_numpy())
-        per_case = None if valid.all() else np.add.reduceat(valid, starts, dtype=np.int64)
-        if per_case is None:  # the usual case: every row repeats it, so each case's last row has it
+        if valid.all():  # the usual case: every row repeats it, so each case's last row has it
             pos = ends
-        elif ((per_case == 0) | (per_case == n_rows)).all():  # given on all of a case's rows or none
-            pos = np.where(per_case > 0, ends, -1)
+        elif (
+            (some := np.logical_or.reduceat(valid, starts)) == np.logical_and.reduceat(valid, starts)
+        ).all():  # given on all of a case's rows or on none
+            pos = np.where(some, ends, -1)
         else:
             at_valid = np.flatnonzero(valid)
             pos = np.full(n_from_events, -1, dtype=np.int64)
@@ -1148,8 +1185,11 @@ def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport, *, o
     if _has_text_categories(e["name"]):
         names = e["name"].array
         codes_n = np.asarray(names.codes)
-        used = np.bincount(codes_n.astype(np.intp) + 1, minlength=len(names.categories) + 1)[1:] > 0
-        e["name"] = names.set_categories(pd.Index(names.categories[used], dtype="str").sort_values())
+        used = np.zeros(len(names.categories) + 1, dtype=bool)  # last slot: missing (code -1)
+        used[codes_n] = True
+        wanted_names = pd.Index(names.categories[used[:-1]], dtype="str").sort_values()
+        if not (used[:-1].all() and names.categories.equals(wanted_names)):
+            e["name"] = _recode(names, wanted_names)
     else:
         e["name"] = e["name"].astype("str").astype("category")
     e["type"] = pd.Categorical(e["type"], categories=EVENT_TYPES)
@@ -1173,6 +1213,14 @@ def _categorical(values: pd.Series, categories: Iterable[str]) -> pd.Categorical
     if len(v) and v.dtype == object and isinstance(v[0], str) and v[0] in cats and (v == v[0]).all():
         return pd.Categorical.from_codes(np.full(len(v), cats.index(v[0]), dtype=np.int8), categories=cats)
     return pd.Categorical(values, categories=cats)
+
+
+def _recode(cat: pd.Categorical, categories: pd.Index) -> pd.Categorical:
+    """``cat.set_categories(categories)`` for categories that hold every one in use: one small
+    lookup table and one pass over the codes."""
+    codes = np.asarray(cat.codes)
+    lut = np.append(categories.get_indexer(cat.categories), -1).astype(codes.dtype)  # code -1 stays -1
+    return pd.Categorical.from_codes(lut[codes], categories=categories, validate=False)
 
 
 def _has_text_categories(s: pd.Series) -> bool:
