@@ -65,14 +65,14 @@ def dictionary_to_categorical(column: pa.ChunkedArray | pa.Array) -> pd.Categori
         luts = [codes_of_value[bounds[i] : bounds[i + 1]] for i in range(len(dicts))]
     n = len(cats)
     small = np.int8 if n < 127 else np.int16 if n < 32_767 else np.int32
-    out = np.empty(sum(len(c) for c in chunks), dtype=small)
+    out: np.ndarray = np.empty(sum(len(c) for c in chunks), dtype=small)
     lo = 0
     for c, i in zip(chunks, which):
         lut = np.append(luts[i], -1).astype(small)  # last: missing
         idx = c.indices.fill_null(len(lut) - 1) if c.null_count else c.indices
         np.take(lut, idx.to_numpy(zero_copy_only=False), out=out[lo : lo + len(c)])
         lo += len(c)
-    return pd.Categorical.from_codes(out, categories=cats, validate=False)
+    return pd.Categorical.from_codes(out.astype(small, copy=False), categories=cats, validate=False)
 
 
 def table_to_frame(table: pa.Table) -> pd.DataFrame:

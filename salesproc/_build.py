@@ -458,7 +458,7 @@ def _outcome_labels(
     first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
     labels = _outcome_label_rows(raw.iloc[first], outcome_values).to_numpy(dtype=object)
     code_of_label = np.array([OUTCOMES.index(x) if x in OUTCOMES else -1 for x in labels], dtype=np.int8)
-    out = pd.Categorical.from_codes(code_of_label[codes], categories=OUTCOMES)
+    out = pd.Categorical.from_codes(code_of_label[codes], dtype=_OUTCOME_DTYPE)
     return pd.Series(out, index=raw.index), codes, labels
 
 
@@ -519,6 +519,9 @@ def _report_outcomes(
 
 
 _OUTCOMES_SYN_SERIES = pd.Series(_OUTCOME_SYNONYMS)
+_KIND_DTYPE = pd.CategoricalDtype(pd.Index(KINDS, dtype="str"))
+_OUTCOME_DTYPE = pd.CategoricalDtype(pd.Index(OUTCOMES, dtype="str"))
+_STATUS_DTYPE = pd.CategoricalDtype(pd.Index(STATUSES, dtype="str"))
 # status code of each outcome code (last entry: a missing outcome, code -1)
 _STATUS_CODE_OF_OUTCOME = np.array([STATUSES.index(STATUS_OF_OUTCOME[o]) for o in OUTCOMES] + [-1], dtype=np.int8)
 
@@ -939,7 +942,7 @@ def build_history(
         c = c.rename(columns={"case_owner": "owner"}) if "owner" not in c.columns else c.drop(columns=["case_owner"])
     if "owner" not in c.columns and len(src):
         # each case's first event owner, in time order
-        owners = _event_text(ev, "owner", None if ident else src)
+        owners = _event_text(ev, "owner", None if ident else np.asarray(src))
         has_owner = owners.notna().to_numpy()
         if has_owner.all() and not moved:
             first_pos = starts
@@ -968,7 +971,7 @@ def build_history(
         _norm_token(c["kind"]).replace({"": kind, "opportunity": "deal", "deals": "deal", "projects": "project"})
         if "kind" in c.columns or ev_kind_col
         else pd.Series(
-            pd.Categorical.from_codes(np.full(len(c), KINDS.index(kind), dtype=np.int8), categories=KINDS),
+            pd.Categorical.from_codes(np.full(len(c), KINDS.index(kind), dtype=np.int8), dtype=_KIND_DTYPE),
             index=c.index,
         )
     )
@@ -1067,7 +1070,7 @@ def build_history(
 
     c["kind"] = kinds
     c["outcome"] = _categorical(c["outcome"], OUTCOMES)
-    c["status"] = pd.Categorical.from_codes(_STATUS_CODE_OF_OUTCOME[c["outcome"].cat.codes], categories=STATUSES)
+    c["status"] = pd.Categorical.from_codes(_STATUS_CODE_OF_OUTCOME[c["outcome"].cat.codes], dtype=_STATUS_DTYPE)
     for col in ("owner", "segment"):
         if col not in c.columns:
             c[col] = None
@@ -1092,14 +1095,14 @@ def build_history(
                 tcode, categories=pd.Index(EVENT_TYPES, dtype="str"), validate=False
             ),
             "timestamp": at_src(ts.array),
-            "owner": _event_text(ev, "owner", None if ident else src),
-            "role": _event_text(ev, "role", None if ident else src),
+            "owner": _event_text(ev, "owner", None if ident else np.asarray(src)),
+            "role": _event_text(ev, "role", None if ident else np.asarray(src)),
         },
         copy=False,
     )
     if extra_cols:
         # all at once: a wide export (hundreds of columns) must not fragment the frame
-        extras = (ev[extra_cols] if ident else ev[extra_cols].iloc[src]).reset_index(drop=True)
+        extras = (ev[extra_cols] if ident else ev[extra_cols].iloc[np.asarray(src)]).reset_index(drop=True)
         extras.columns = [str(x) for x in extra_cols]
         e = pd.concat([e, extras], axis=1)
     return finalize(c, e, report, ordered=cases is None)  # else the case table sets the order
@@ -1142,7 +1145,7 @@ def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport, *, o
     c = cases.copy(deep=False)  # copy-on-write: the caller's frames are never changed
     c["outcome"] = _categorical(c["outcome"], OUTCOMES)
     if "status" not in c.columns:
-        c["status"] = pd.Categorical.from_codes(_STATUS_CODE_OF_OUTCOME[c["outcome"].cat.codes], categories=STATUSES)
+        c["status"] = pd.Categorical.from_codes(_STATUS_CODE_OF_OUTCOME[c["outcome"].cat.codes], dtype=_STATUS_DTYPE)
     for col in ("closed", "target_date"):
         if col not in c.columns:
             c[col] = pd.Series(pd.NaT, index=c.index, dtype=TS_DTYPE)
@@ -1203,7 +1206,7 @@ def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport, *, o
     return History(c, e, report)
 
 
-def _categorical(values: pd.Series, categories: Iterable[str]) -> pd.Categorical:
+def _categorical(values: pd.Series, categories: Iterable[str]) -> pd.Categorical[Any]:
     """``pd.Categorical(values, categories=categories)``; one already so is used as it is, and a
     column of one repeated value is coded without hashing every row."""
     cats = list(categories)
@@ -1211,7 +1214,9 @@ def _categorical(values: pd.Series, categories: Iterable[str]) -> pd.Categorical
         return values.array  # type: ignore[return-value]
     v = values.to_numpy()
     if len(v) and v.dtype == object and isinstance(v[0], str) and v[0] in cats and (v == v[0]).all():
-        return pd.Categorical.from_codes(np.full(len(v), cats.index(v[0]), dtype=np.int8), categories=cats)
+        return pd.Categorical.from_codes(
+            np.full(len(v), cats.index(v[0]), dtype=np.int8), dtype=pd.CategoricalDtype(pd.Index(cats, dtype="str"))
+        )
     return pd.Categorical(values, categories=cats)
 
 
