@@ -602,15 +602,21 @@ def _str_index(values: Any) -> pd.Index:
     return pd.Index(values, dtype="str", name=None)
 
 
-def _categorical_text(s: pd.Series) -> pd.Series:
-    """A text categorical as plain text (missing stays missing), taken from its categories in
-    pyarrow rather than converted value by value."""
+def _categorical_text(s: pd.Series, positions: np.ndarray | None = None) -> pd.Series:
+    """A text categorical (at ``positions``, all if None) as plain text, missing staying missing:
+    its codes are gathered and the text taken from its few categories in pyarrow, rather than
+    gathering and converting one string per row."""
     import pyarrow as pa
 
     cats = pa.array(np.asarray(s.cat.categories, dtype=object), type=pa.large_string())
     codes = np.asarray(s.cat.codes)
+    if positions is not None:
+        codes = codes[positions]
     idx = pa.array(codes, mask=codes < 0)
-    return pd.Series(pd.arrays.ArrowStringArray(cats.take(idx)), index=s.index, name=s.name, dtype="str")
+    text = pd.arrays.ArrowStringArray(cats.take(idx))
+    if positions is None:
+        return pd.Series(text, index=s.index, name=s.name, dtype="str")
+    return pd.Series(text, name=s.name, dtype="str")
 
 
 def _already_clean(values: pd.Index) -> bool:
@@ -786,7 +792,6 @@ def build_history(
         uniq = id_values[first_seen]
     uniq_ids = _str_index(uniq)
     kts = at_src(i8(ts)) if len(ts) else np.zeros(0, np.int64)
-    e_rows = at_src(rows)
     ncodes_all, name_uniq = at_src(name_codes), name_values
     tcode = at_src(etype_code)
     case_level_cols = {c: ev[c] for c in CASE_LEVEL if c in ev.columns}
@@ -802,9 +807,11 @@ def build_history(
     # order by case and time once (stable; skipped when the rows already are); duplicates then
     # sit side by side
     if not _in_case_time_order(kcodes, kts):
-        order = np.lexsort((kts, kcodes))
+        order = _case_time_order(kcodes, kts)
         ident = False
-        src, kcodes, kts, e_rows = src[order], kcodes[order], kts[order], e_rows[order]
+        src, kts = src[order], kts[order]
+        # the sorted codes are each code repeated as often as it occurs: no gather needed
+        kcodes = np.repeat(np.arange(len(uniq), dtype=kcodes.dtype), np.bincount(kcodes, minlength=len(uniq)))
         ncodes_all, tcode = ncodes_all[order], tcode[order]
         if term is not None:
             term = np.asarray(term)[order]
@@ -819,7 +826,7 @@ def build_history(
         sk.count("duplicate event (same case, name, type and time): kept once", int(dup.sum()))
         nd = ~dup
         ident = False
-        src, kcodes, kts, e_rows = src[nd], kcodes[nd], kts[nd], e_rows[nd]
+        src, kcodes, kts = src[nd], kcodes[nd], kts[nd]
         ncodes_all, tcode = ncodes_all[nd], tcode[nd]
         if term is not None:
             term = term[nd]
@@ -834,14 +841,16 @@ def build_history(
     from_ev = pd.DataFrame({"case_id": uniq_ids})
     from_ev["_first"] = _utc(ev_ts[starts])
     from_ev["_last"] = _utc(ev_ts[ends])
-    from_ev["_row"] = e_rows[starts] if len(starts) else np.zeros(0, np.int64)
+    # the source row of kept position p is rows[src[p]]
+    from_ev["_row"] = rows[src[starts]] if len(starts) else np.zeros(0, np.int64)
     # source rows each case stands for (before terminal events leave the table): a case skipped
     # later counts all of them
     n_rows = (ends - starts + 1).astype(np.int64)  # codes are sorted: a case's rows sit together
     from_ev["_n_rows"] = n_rows
     for k, col_values in case_level_cols.items():
-        valid = at_src(col_values.notna().to_numpy())
-        if valid.all():  # the usual case: every row repeats it, so each case's last row has it
+        given = col_values.notna().to_numpy()
+        valid = None if given.all() else at_src(given)
+        if valid is None or valid.all():  # the usual case: every row repeats it, so each case's last row has it
             pos = ends
         elif (
             (some := np.logical_or.reduceat(valid, starts)) == np.logical_and.reduceat(valid, starts)
@@ -870,7 +879,7 @@ def build_history(
             picked[has_value] = np.asarray(col_values.iloc[at[has_value]].to_numpy(), dtype=object)
             from_ev[k] = picked
         # the row a case-level value came from, for messages about it
-        from_ev[f"_row:{k}"] = np.where(has_value, e_rows[np.maximum(pos, 0)], from_ev["_row"].to_numpy())
+        from_ev[f"_row:{k}"] = np.where(has_value, rows[src[np.maximum(pos, 0)]], from_ev["_row"].to_numpy())
 
     if term is not None:
         is_term = pd.notna(term)
@@ -940,9 +949,11 @@ def build_history(
 
     if "case_owner" in c.columns:
         c = c.rename(columns={"case_owner": "owner"}) if "owner" not in c.columns else c.drop(columns=["case_owner"])
+    owner_of: tuple[Any, pd.Series] | None = None
     if "owner" not in c.columns and len(src):
         # each case's first event owner, in time order
         owners = _event_text(ev, "owner", None if ident else np.asarray(src))
+        owner_of = (src, owners)  # the event table's owner column, if ``src`` stays as it is
         has_owner = owners.notna().to_numpy()
         if has_owner.all() and not moved:
             first_pos = starts
@@ -1066,7 +1077,11 @@ def build_history(
         in_c = uniq_ids.isin(c["case_id"])
         kept_ev = in_c[codes]
         ident = ident and bool(kept_ev.all())
+        if owner_of is not None and owner_of[0] is src:
+            owner_of = (None, owner_of[1][kept_ev].reset_index(drop=True))
         src, codes, ncodes_all, tcode = src[kept_ev], codes[kept_ev], ncodes_all[kept_ev], tcode[kept_ev]
+        if owner_of is not None and owner_of[0] is None:
+            owner_of = (src, owner_of[1])
 
     c["kind"] = kinds
     c["outcome"] = _categorical(c["outcome"], OUTCOMES)
@@ -1095,7 +1110,10 @@ def build_history(
                 tcode, categories=pd.Index(EVENT_TYPES, dtype="str"), validate=False
             ),
             "timestamp": at_src(ts.array),
-            "owner": _event_text(ev, "owner", None if ident else np.asarray(src)),
+            "owner": (
+                owner_of[1] if owner_of is not None and owner_of[0] is src
+                else _event_text(ev, "owner", None if ident else np.asarray(src))
+            ),
             "role": _event_text(ev, "role", None if ident else np.asarray(src)),
         },
         copy=False,
@@ -1116,8 +1134,36 @@ def _event_text(ev: pd.DataFrame, col: str, src: np.ndarray | None) -> pd.Series
     values = ev[col]
     if _is_plain_str(values.dtype):
         return pd.Series(values.array if src is None else values.array.take(src))
+    if _has_text_categories(values):  # read dictionary-encoded: gather codes, not strings
+        return _categorical_text(values, src).rename(None)
     v = values.to_numpy() if src is None else values.to_numpy()[src]
     return pd.Series(v).astype("str").where(pd.notna(v), None)
+
+
+def _case_time_order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """``np.lexsort((ts, codes))``: positions ordered by case code, then time, ties in row order.
+
+    Case codes are small non-negative integers, so they are sorted 16 bits at a time with
+    numpy's stable radix sort (linear time) instead of a comparison sort; rows already in time
+    order (an export sorted by date) need no time sort at all.
+
+    >>> codes, ts = np.array([1, 0, 1, 0, 2]), np.array([5, 9, 3, 9, 1])
+    >>> _case_time_order(codes, ts).tolist(), np.lexsort((ts, codes)).tolist()
+    ([1, 3, 2, 0, 4], [1, 3, 2, 0, 4])
+    """
+    by_time = None if len(ts) < 2 or bool((np.diff(ts) >= 0).all()) else np.argsort(ts, kind="stable")
+    c = codes if by_time is None else codes[by_time]
+    order = None
+    shift = 0
+    top = int(c.max(initial=0))
+    while True:  # least significant 16 bits first: each stable pass keeps the order of the last
+        digit = ((c if order is None else c[order]) >> shift & 0xFFFF).astype(np.uint16)
+        step = np.argsort(digit, kind="stable")
+        order = step if order is None else order[step]
+        shift += 16
+        if top >> shift == 0:
+            break
+    return order if by_time is None else by_time[order]
 
 
 def _in_case_time_order(codes: np.ndarray, ts: np.ndarray, block: int = 1 << 16) -> bool:

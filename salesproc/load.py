@@ -513,7 +513,7 @@ def _read_csv_bytes(
 
 _HEAD_BYTES = 1 << 20  # how much of a file is looked at for the header, delimiter and quoting
 # identifying text of an event log, read dictionary-encoded: few distinct values over many rows
-_DICTIONARY_FIELDS = ("case_id", "name", "type", "outcome", "segment", "kind")
+_DICTIONARY_FIELDS = ("case_id", "name", "type", "outcome", "segment", "kind", "owner", "role")
 _TEXT_FIELDS = ("case_id", "name", "owner", "role", "segment", "type", "outcome")
 
 
