@@ -380,9 +380,11 @@ def _factorize_categorical(s: pd.Series) -> Factorized:
     cat = s.array
     codes = np.asarray(cat.codes)  # type: ignore[attr-defined]
     n_cat = len(cat.categories)  # type: ignore[attr-defined]
-    if len(codes) and codes[0] == 0 and codes[-1] == n_cat - 1:
-        step = np.diff(codes)
-        if len(step) == 0 or (step.min() >= 0 and step.max() <= 1):  # 0,0,1,1,1,2,...: every one used, in order
+    if len(codes) and codes[0] == 0 and codes.min() >= 0:
+        # in order of first appearance, all used, iff each code is at most one more than every
+        # code before it (a Parquet dictionary, or a CSV read so, is built in that order)
+        reach = np.maximum.accumulate(codes)
+        if reach[-1] == n_cat - 1 and (len(codes) == 1 or np.diff(reach).max() <= 1):
             return codes, _str_index(cat.categories)  # type: ignore[attr-defined]
     first = np.full(n_cat + 1, len(codes), dtype=np.int64)  # slot n_cat: missing (-1)
     first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
@@ -904,7 +906,7 @@ def build_history(
             nt = ~is_term
             ident = False
             moved = True  # per-case first rows are found again below
-            src, codes, ncodes_all, tcode = src[nt], codes[nt], ncodes_all[nt], tcode[nt]
+            src, codes, ncodes_all, tcode, kts = src[nt], codes[nt], ncodes_all[nt], tcode[nt], kts[nt]
 
     # --- merge with a case table -------------------------------------------------------------
     if cases is not None:
@@ -1080,6 +1082,7 @@ def build_history(
         if owner_of is not None and owner_of[0] is src:
             owner_of = (None, owner_of[1][kept_ev].reset_index(drop=True))
         src, codes, ncodes_all, tcode = src[kept_ev], codes[kept_ev], ncodes_all[kept_ev], tcode[kept_ev]
+        kts = kts[kept_ev]
         if owner_of is not None and owner_of[0] is None:
             owner_of = (src, owner_of[1])
 
@@ -1109,7 +1112,7 @@ def build_history(
             "type": pd.Categorical.from_codes(
                 tcode, categories=pd.Index(EVENT_TYPES, dtype="str"), validate=False
             ),
-            "timestamp": at_src(ts.array),
+            "timestamp": ts.array if ident else _utc(kts).array,  # kts: the kept times, in order
             "owner": (
                 owner_of[1] if owner_of is not None and owner_of[0] is src
                 else _event_text(ev, "owner", None if ident else np.asarray(src))
@@ -1152,7 +1155,7 @@ def _case_time_order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
     ([1, 3, 2, 0, 4], [1, 3, 2, 0, 4])
     """
     by_time = None if len(ts) < 2 or bool((np.diff(ts) >= 0).all()) else np.argsort(ts, kind="stable")
-    c = codes if by_time is None else codes[by_time]
+    c = (codes if by_time is None else codes[by_time]).astype(np.int64, copy=False)
     order = None
     shift = 0
     top = int(c.max(initial=0))
