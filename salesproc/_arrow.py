@@ -58,7 +58,8 @@ def dictionary_to_categorical(column: pa.ChunkedArray | pa.Array) -> pd.Categori
         luts = [np.arange(len(dicts[0]), dtype=np.int64)]
         cats = pd.Index(pd.arrays.ArrowStringArray(dicts[0].cast(pa.large_string())), dtype="str")
     else:
-        values = pa.concat_arrays([d.cast(pa.large_string()) for d in dicts]).dictionary_encode()
+        same = all(d.type == dicts[0].type for d in dicts)  # (a cast to one type copies)
+        values = pa.concat_arrays(dicts if same else [d.cast(pa.large_string()) for d in dicts]).dictionary_encode()
         codes_of_value = values.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
         cats = pd.Index(pd.arrays.ArrowStringArray(values.dictionary), dtype="str")
         bounds = np.cumsum([0] + [len(d) for d in dicts])

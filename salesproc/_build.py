@@ -1156,16 +1156,16 @@ def _case_time_order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """
     by_time = None if len(ts) < 2 or bool((np.diff(ts) >= 0).all()) else np.argsort(ts, kind="stable")
     c = (codes if by_time is None else codes[by_time]).astype(np.int64, copy=False)
+    bits = int(c.max(initial=0)).bit_length()
+    # digit widths, least significant first; a last digit of at most 8 bits sorts as one byte
+    widths = [bits] if bits <= 16 else [bits - 8, 8] if bits <= 24 else [16] * ((bits - 1) // 16) + [(bits - 1) % 16 + 1]
     order = None
     shift = 0
-    top = int(c.max(initial=0))
-    while True:  # least significant 16 bits first: each stable pass keeps the order of the last
-        digit = ((c if order is None else c[order]) >> shift & 0xFFFF).astype(np.uint16)
-        step = np.argsort(digit, kind="stable")
+    for w in widths:  # each stable pass keeps the order the passes before it left
+        digit = ((c if order is None else c[order]) >> shift) & ((1 << w) - 1)
+        step = np.argsort(digit.astype(np.uint8 if w <= 8 else np.uint16), kind="stable")
         order = step if order is None else order[step]
-        shift += 16
-        if top >> shift == 0:
-            break
+        shift += w
     return order if by_time is None else by_time[order]
 
 

@@ -570,7 +570,7 @@ def _read_csv_arrow(
     def read(newlines_in_values: bool) -> pa.Table:
         return pacsv.read_csv(
             data,
-            read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 24),
+            read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 22),
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter,
                 newlines_in_values=newlines_in_values,

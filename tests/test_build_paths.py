@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from salesproc._build import build_history
+from salesproc._build import _case_time_order, build_history
 from salesproc.history import History
 
 
@@ -127,3 +129,22 @@ def test_categorical_frames_finalize_like_text_ones() -> None:
     assert b.events["name"].cat.categories.tolist() == ["Zed", "x", "é"]  # used ones, sorted
     assert b.events["case_id"].cat.categories.tolist() == ["B", "A"]  # the cases' order
     assert b.events["case_id"].astype(str).tolist() == ["B", "A", "A"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n_cases=st.sampled_from([1, 3, 255, 256, 70_000, 200_000, 40_000_000]),
+    n=st.integers(0, 400),
+    time_sorted=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_case_time_order_is_lexsort(n_cases: int, n: int, time_sorted: bool, seed: int) -> None:
+    # the radix sort by case code must order exactly as numpy's lexsort, ties in row order,
+    # whatever the number of cases (one, two or more digit passes) and whether times are sorted
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, n_cases, size=n)
+    codes[:1] = n_cases - 1  # the widest code is present
+    ts = rng.integers(0, 30, size=n)
+    if time_sorted:
+        ts = np.sort(ts)
+    assert _case_time_order(codes[:n], ts).tolist() == np.lexsort((ts, codes[:n])).tolist()

@@ -166,8 +166,12 @@ def event_log_table(history: History, *, timestamps_as_text: bool = True) -> pa.
 
 def write_event_log_csv(history: History, path: str | Path) -> Path:
     """Write :func:`event_log_table` as CSV (UTF-8); values are quoted only if one needs it."""
+    return write_table_csv(event_log_table(history), path)
+
+
+def write_table_csv(table: pa.Table, path: str | Path) -> Path:
+    """Write a table as CSV (UTF-8); values are quoted only if one needs it."""
     p = Path(path)
-    table = event_log_table(history)
     plain = all(n.isidentifier() for n in table.column_names)
     style = "none"
     with p.open("wb") as fh:
