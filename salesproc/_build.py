@@ -1166,6 +1166,7 @@ def _case_time_order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
         step = np.argsort(digit.astype(np.uint8 if w <= 8 else np.uint16), kind="stable")
         order = step if order is None else order[step]
         shift += w
+    assert order is not None  # (there is always at least one digit)
     return order if by_time is None else by_time[order]
 
 

@@ -454,15 +454,14 @@ def _read_csv_path(
 ) -> tuple[pd.DataFrame, str]:
     """Read a CSV file: pyarrow reads the path itself (in parallel, no copy of the bytes in
     Python); other encodings, and files whose first MiB is blank, take the bytes route."""
-    if encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
-        return _read_csv_bytes(
-            path.read_bytes(), str(path), encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal
-        )
-    with open(path, "rb") as fh:
-        head = fh.read(_HEAD_BYTES)
-    if head.startswith(codecs.BOM_UTF8):
-        head = head[len(codecs.BOM_UTF8):]
-    if not head.strip():
+    head = b""
+    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+    if utf8:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+        if head.startswith(codecs.BOM_UTF8):
+            head = head[len(codecs.BOM_UTF8):]
+    if not head.strip():  # another encoding, or nothing to look at
         return _read_csv_bytes(
             path.read_bytes(), str(path), encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal
         )
