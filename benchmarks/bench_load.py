@@ -16,7 +16,8 @@ keeping the best of ``--repeat`` runs and the highest peak resident memory (``Vm
 ``/proc/self/status`` on Linux, else ``ru_maxrss``; a fresh interpreter's own high-water mark, not
 the parent's), also net of what the imports alone take. Timings on a busy machine vary: compare
 the two readers from the same run.
-Target: loading takes at most twice the plain read. Prints a table and writes
+It also saves the history with ``History.to_parquet`` and times reading that folder back against a
+plain read of its events file. Target: loading takes at most twice the plain read. Prints a table and writes
 ``benchmarks/results/load.json``.
 """
 
@@ -58,6 +59,8 @@ ops = {
     "salesproc": lambda: salesproc.load_history(path),
     "pyarrow_csv": lambda: pyarrow.csv.read_csv(path).to_pandas(),
     "pyarrow_parquet": lambda: pyarrow.parquet.read_table(path).to_pandas(),
+    # a history saved by History.to_parquet: its events file, read plainly
+    "pyarrow_saved": lambda: pyarrow.parquet.read_table(path + "/events.parquet").to_pandas(),
 }
 op = ops[method]
 base = peak_mb()
@@ -151,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             pq_path = Path(tmp) / f"deals-by-{order}.parquet"
             pq.write_table(table, pq_path)
             todo += [(f"csv, by {order}", csv_path, "pyarrow_csv"), (f"parquet, by {order}", pq_path, "pyarrow_parquet")]
+        saved = history.to_parquet(Path(tmp) / "saved-history")  # History.to_parquet's folder
+        todo.append(("saved history", saved, "pyarrow_saved"))
         for fmt, path, plain in todo:
             print(f"timing {fmt} ...", flush=True)
             pair = measure_pair((plain, "salesproc"), path, args.repeat)
@@ -159,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"salesproc loaded {sp['rows']} events from {path.name}, expected {n_events}")
             ratio = float(sp["best_s"]) / float(pa_["best_s"])  # type: ignore[arg-type]
             formats[fmt] = {
-                "file_mb": path.stat().st_size / 1e6,
+                "file_mb": sum(f.stat().st_size for f in ([path] if path.is_file() else path.iterdir())) / 1e6,
                 "salesproc": sp,
                 "pyarrow": pa_,
                 "ratio": ratio,

@@ -460,8 +460,14 @@ class History:
                     f"{p}: no {part}. Expected a folder written by History.to_parquet "
                     "(cases.parquet, events.parquet, report.json)."
                 )
+        import pyarrow.parquet as pq
+
+        from salesproc._arrow import table_to_frame
+        from salesproc._build import finalize
+
         cases = pd.read_parquet(p / "cases.parquet")
-        events = pd.read_parquet(p / "events.parquet")
+        # the text columns are stored dictionary-encoded: read as codes, never one string per row
+        events = table_to_frame(pq.read_table(p / "events.parquet"))
         rep: dict[str, Any] = {}
         if (p / "report.json").exists():
             rep = json.loads((p / "report.json").read_text())
@@ -472,8 +478,9 @@ class History:
             skipped=dict(rep.get("skipped", {})),
             notes=tuple(rep.get("notes", ())),
         )
-        events["case_id"] = pd.Categorical(events["case_id"].astype(str), categories=pd.Index(cases["case_id"]).rename(None))
-        return cls(cases, events, report)
+        # finalize checks what the files hold (every event's case is a case, events in case and
+        # time order, which a saved history's are) and sets the dtypes
+        return finalize(cases, events, report)
 
 
 def _ts(value: Any, name: str) -> pd.Timestamp | None:

@@ -118,3 +118,15 @@ def test_bytes_that_are_not_utf8_far_into_a_file_name_their_row(tmp_path: Path) 
     p.write_bytes(data)
     with pytest.raises(salesproc.errors.EncodingError, match=r"row 40002: byte b'\\xe9'.*encoding='cp1252'"):
         salesproc.load_history(p)
+
+
+def test_a_saved_history_with_several_row_groups_reads_back_equal(tmp_path: Path) -> None:
+    # History.read_parquet reads the events' text as codes; row groups each carry a dictionary
+    h, _ = salesproc.datasets.synthetic_history(60, seed=3)
+    saved = h.to_parquet(tmp_path / "saved")
+    h.events.to_parquet(saved / "events.parquet", index=False, row_group_size=50)
+    assert pq.ParquetFile(saved / "events.parquet").metadata.num_row_groups > 5
+    back = salesproc.load_history(saved)
+    pd.testing.assert_frame_equal(back.cases, h.cases)
+    pd.testing.assert_frame_equal(back.events, h.events)
+    assert back.events["name"].cat.categories.is_monotonic_increasing
