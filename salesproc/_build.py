@@ -1154,8 +1154,8 @@ def _case_time_order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
     >>> _case_time_order(codes, ts).tolist(), np.lexsort((ts, codes)).tolist()
     ([1, 3, 2, 0, 4], [1, 3, 2, 0, 4])
     """
-    by_time = None if len(ts) < 2 or bool((np.diff(ts) >= 0).all()) else np.argsort(ts, kind="stable")
-    c = (codes if by_time is None else codes[by_time]).astype(np.int64, copy=False)
+    by_time = None if _ascending(ts) else np.argsort(ts, kind="stable")
+    c = (codes if by_time is None else codes[by_time]).astype(np.int32 if len(codes) < 2**31 else np.int64, copy=False)
     bits = int(c.max(initial=0)).bit_length()
     # digit widths, least significant first; a last digit of at most 8 bits sorts as one byte
     widths = [bits] if bits <= 16 else [bits - 8, 8] if bits <= 24 else [16] * ((bits - 1) // 16) + [(bits - 1) % 16 + 1]
@@ -1168,6 +1168,14 @@ def _case_time_order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
         shift += w
     assert order is not None  # (there is always at least one digit)
     return order if by_time is None else by_time[order]
+
+
+def _ascending(values: np.ndarray, block: int = 1 << 16) -> bool:
+    """No value smaller than the one before it; checked a block at a time (blocks overlap by
+    one), so no temporary as long as the column is made."""
+    return all(
+        bool((np.diff(values[lo : lo + block + 1]) >= 0).all()) for lo in range(0, len(values) - 1, block)
+    )
 
 
 def _in_case_time_order(codes: np.ndarray, ts: np.ndarray, block: int = 1 << 16) -> bool:
