@@ -1155,7 +1155,7 @@ def _case_time_order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
     ([1, 3, 2, 0, 4], [1, 3, 2, 0, 4])
     """
     by_time = None if _ascending(ts) else np.argsort(ts, kind="stable")
-    c = (codes if by_time is None else codes[by_time]).astype(np.int32 if len(codes) < 2**31 else np.int64, copy=False)
+    c: np.ndarray = (codes if by_time is None else codes[by_time]).astype(np.int64 if len(codes) >= 2**31 else np.int32)
     bits = int(c.max(initial=0)).bit_length()
     # digit widths, least significant first; a last digit of at most 8 bits sorts as one byte
     widths = [bits] if bits <= 16 else [bits - 8, 8] if bits <= 24 else [16] * ((bits - 1) // 16) + [(bits - 1) % 16 + 1]
