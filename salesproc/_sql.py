@@ -114,35 +114,38 @@ def _reason(exc: BaseException) -> str:
     return text[0] if text else type(inner).__name__
 
 
+# catalogues a database keeps about itself, never a team's data
+_SYSTEM_SCHEMAS = frozenset({"information_schema", "sys", "mysql", "performance_schema"})
+
+
 class _SqlAlchemyDatabase(_Database):
     def __init__(self, conn: Any, label: str) -> None:
         self.conn = conn
         self.label = label
 
-    def tables(self) -> list[str]:
+    def _default_tables(self) -> list[str]:
         import sqlalchemy as sa
 
         insp = sa.inspect(self.conn)
-        names = [*insp.get_table_names(), *insp.get_view_names()]
-        return sorted(dict.fromkeys(names))
+        return [*insp.get_table_names(), *insp.get_view_names()]
 
-    def check_table(self, table: object, parameter: str) -> str:
+    def tables(self) -> list[str]:
+        """Tables and views: those of the default schema by name, the others as ``schema.table``
+        (PostgreSQL's ``sales.deals``); the database's own catalogues are left out."""
         import sqlalchemy as sa
 
-        if isinstance(table, str) and "." in table and table not in self.tables():
-            # schema.table, if that schema has the table
-            schema, _, name = table.rpartition(".")
-            insp = sa.inspect(self.conn)
-            if schema in insp.get_schema_names() and name in [
-                *insp.get_table_names(schema=schema), *insp.get_view_names(schema=schema)
-            ]:
-                return table
-        return super().check_table(table, parameter)
+        insp = sa.inspect(self.conn)
+        names = self._default_tables()
+        for schema in insp.get_schema_names():
+            if schema == insp.default_schema_name or schema.lower() in _SYSTEM_SCHEMAS or schema.startswith("pg_"):
+                continue
+            names += [f"{schema}.{n}" for n in (*insp.get_table_names(schema=schema), *insp.get_view_names(schema=schema))]
+        return sorted(dict.fromkeys(names))
 
     def select_all(self, table: str) -> pd.DataFrame:
         import sqlalchemy as sa
 
-        schema, _, name = table.rpartition(".") if table not in self.tables() else ("", "", table)
+        schema, _, name = table.rpartition(".") if table not in self._default_tables() else ("", "", table)
         stmt = sa.select(sa.text("*")).select_from(sa.table(name, schema=schema or None))
         return self._read(stmt, f"reading table {table!r}")
 
