@@ -1,7 +1,7 @@
 """pyarrow tables to pandas frames for the loaders, fast for dictionary-encoded text.
 
-The loaders read the columns that identify things (case id, event name, type, outcome, segment)
-dictionary-encoded: Parquet stores them so and a CSV reader can build the dictionaries while it
+The loaders read the columns that identify things (case id, event name, type, outcome, segment,
+owner, role) dictionary-encoded: Parquet stores them so and a CSV reader can build the dictionaries while it
 parses, in parallel. pyarrow's own ``to_pandas`` then unifies the dictionaries of every chunk by
 hashing each of them again, which for a case-id column costs more than the read itself. Chunks
 of one Parquet row group (or one CSV block) share one dictionary, so here each distinct
@@ -73,20 +73,21 @@ def dictionary_to_categorical(column: pa.ChunkedArray | pa.Array) -> pd.Categori
         idx = c.indices.fill_null(len(lut) - 1) if c.null_count else c.indices
         np.take(lut, idx.to_numpy(zero_copy_only=False), out=out[lo : lo + len(c)])
         lo += len(c)
-    return pd.Categorical.from_codes(out.astype(small, copy=False), categories=cats, validate=False)
+    return pd.Categorical.from_codes(out, categories=cats, validate=False)
 
 
 def table_to_frame(table: pa.Table) -> pd.DataFrame:
-    """``table.to_pandas()``, with dictionary-encoded text columns converted by
-    :func:`dictionary_to_categorical` (the rest, pandas metadata included, by pyarrow)."""
+    """``table.to_pandas(date_as_object=False)`` (dates as datetimes, not ``datetime.date``
+    objects), with dictionary-encoded text columns converted by :func:`dictionary_to_categorical`
+    (the rest, pandas metadata included, by pyarrow)."""
     names = table.column_names
     dict_cols = [
         n for n, t in zip(names, table.schema.types)
         if pa.types.is_dictionary(t) and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))
     ]
     if not dict_cols or len(set(names)) < len(names):  # (a repeated name is reported by the caller)
-        return table.to_pandas()
-    rest = table.drop_columns(dict_cols).to_pandas()
+        return table.to_pandas(date_as_object=False)
+    rest = table.drop_columns(dict_cols).to_pandas(date_as_object=False)
     cats = {n: dictionary_to_categorical(table.column(n)) for n in dict_cols}
     if len(rest) != table.num_rows:  # no other columns: an empty frame of the right length
         rest = pd.DataFrame(index=pd.RangeIndex(table.num_rows))

@@ -130,3 +130,14 @@ def test_a_saved_history_with_several_row_groups_reads_back_equal(tmp_path: Path
     pd.testing.assert_frame_equal(back.cases, h.cases)
     pd.testing.assert_frame_equal(back.events, h.events)
     assert back.events["name"].cat.categories.is_monotonic_increasing
+
+
+def test_date_only_columns_are_read_as_datetimes_not_date_objects(tmp_path: Path) -> None:
+    # pyarrow reads 2024-01-02 as a date; the loader wants datetimes (never Python date objects,
+    # which would send a million timestamps through the text parser)
+    p = tmp_path / "dates.csv"
+    p.write_text("case_id,name,timestamp,created\nA,Qualify,2024-01-02,2024-01-01\nA,Demo,2024-01-05,2024-01-01\n")
+    df, _ = salesproc.load.read_table(p)
+    assert pd.api.types.is_datetime64_dtype(df["timestamp"]) and pd.api.types.is_datetime64_dtype(df["created"])
+    h = salesproc.load_history(p)
+    assert h.events["timestamp"].tolist() == [pd.Timestamp("2024-01-02", tz="UTC"), pd.Timestamp("2024-01-05", tz="UTC")]
