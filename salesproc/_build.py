@@ -1215,7 +1215,6 @@ def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport, *, o
             c[col] = pd.Series([None] * len(c), dtype="str")
     c["case_id"] = c["case_id"].astype("str")
     c["kind"] = _categorical(c["kind"], KINDS)
-    c["outcome"] = _categorical(c["outcome"], OUTCOMES)
     c["status"] = _categorical(c["status"], STATUSES)
     for col in ("created", "closed", "target_date"):
         c[col] = pd.to_datetime(c[col], utc=True).astype(TS_DTYPE)
@@ -1258,7 +1257,7 @@ def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport, *, o
         ev_codes = np.asarray(cat.codes)
         ev_ts = i8(e["timestamp"])
         if not _in_case_time_order(ev_codes, ev_ts):
-            e = e.iloc[np.lexsort((ev_ts, ev_codes))]
+            e = e.iloc[_case_time_order(ev_codes, ev_ts) if ev_codes.min() >= 0 else np.lexsort((ev_ts, ev_codes))]
     extra_e = [x for x in e.columns if x not in EVENT_COLUMNS]
     e = e[EVENT_COLUMNS + extra_e].reset_index(drop=True)
     return History(c, e, report)
