@@ -1,12 +1,13 @@
 # Two commands do all set-up on a fresh Debian machine with Python 3.11:
 #   make demo   - runs salesproc on the built-in sample data
-#   make test   - runs every test (lint, types, unit, integration, browser)
+#   make test   - runs every test (lint, layers, types, unit, integration, browser, notebooks);
+#                 installs what it needs first: the Debian packages (tools/system-packages.sh) and .venv
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-notebooks lint typecheck bench bench-render screenshots clean workshop workshop-app
+.PHONY: demo test test-notebooks system-packages lint typecheck bench bench-render screenshots clean workshop workshop-app
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -20,11 +21,16 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check salesproc tests benchmarks tools scripts
+	$(BIN)/lint-imports
+
+# Debian's chromium, poppler-utils, postgresql, fonts and pango, each only when missing
+system-packages:
+	bash tools/system-packages.sh
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+test: system-packages $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -n 2 -q
 	$(MAKE) --no-print-directory test-notebooks
 

@@ -4,7 +4,7 @@
 
 Measures, on a synthetic deal history (5 milestones, 3 critical activities):
 
-* the Monte Carlo alone: 10,000 paths from the first milestone (``salesproc._simulate.simulate``);
+* the Monte Carlo alone: 10,000 paths from the first milestone (``salesproc.plan._simulate.simulate``);
 * a whole plan from the template, cold: a fresh template object each time, so the stage models
   and the per-milestone simulations behind the latest safe dates (another 10,000 paths from each
   milestone) are built anew;
@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 import salesproc
-from salesproc._simulate import simulate
-from salesproc.plan import _model
+from salesproc.plan._simulate import simulate
+from salesproc.plan._plan import _model
 
 N = 10_000
 

@@ -2,24 +2,22 @@
 
 Load past deals and projects, derive the team's own process template from its wins and losses,
 plan backwards from a goal, review open deals, and render reports.
+
+The package's folders follow the data flow, one step each, and import only from the steps
+before them (the layers contract in ``pyproject.toml``, checked by ``make test``)::
+
+    load -> history -> derive -> template -> plan | review -> render -> workshop
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from salesproc._version import __version__
 
+# through the old module path (salesproc/backtest.py): importing that module later would otherwise
+# replace the function salesproc.backtest with the module of the same name
 from salesproc.backtest import BacktestResult, backtest, compare_templates
 from salesproc.datasets import load_sample_deals, load_sample_projects, synthetic_history
 from salesproc.derive import derive_template, directly_follows
-from salesproc.edit import (
-    accept_activity,
-    merge_milestones,
-    move_milestone,
-    reject_activity,
-    rename_milestone,
-    set_activity,
-    set_milestone,
-)
 from salesproc.errors import (
     InputError,
     InvalidValueError,
@@ -32,12 +30,16 @@ from salesproc.plan import Goal, Plan, plan_backwards, plot_plan
 from salesproc.render import export_table, render_batch, render_report
 from salesproc.review import DealReview, Review, review_deals
 from salesproc.template import ProcessTemplate, diff_templates, load_template, save_template
+from salesproc.template.edit import (
+    accept_activity,
+    merge_milestones,
+    move_milestone,
+    reject_activity,
+    rename_milestone,
+    set_activity,
+    set_milestone,
+)
 from salesproc.workshop import backtest_versions, open_workshop
-
-try:
-    __version__ = version("salesproc")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "BacktestResult",

@@ -47,10 +47,10 @@ def run_demo(
     (['checklist.html', 'checklist.md', 'pipeline.csv'], 'index.html')
     """
     import salesproc
-    from salesproc._paths import slugify
-    from salesproc.derive import _default_as_of
-    from salesproc.render import export_table, render_batch, render_report
-    from salesproc.template import save_template
+    from salesproc.derive._derive import _default_as_of
+    from salesproc.render._paths import slugify
+    from salesproc.render._render import export_table, render_batch, render_report
+    from salesproc.template._template import save_template
 
     history = salesproc.load_sample_deals()
     s = history.summary()

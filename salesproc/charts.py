@@ -137,7 +137,7 @@ def plot_calibration(result: Any, ax: Axes | None = None, *, baseline: bool = Tr
     Examples
     --------
     >>> import numpy as np
-    >>> from salesproc._metrics import calibration_table
+    >>> from salesproc.review._metrics import calibration_table
     >>> from salesproc.charts import plot_calibration
     >>> p = np.linspace(0.05, 0.95, 200)
     >>> y = (np.arange(200) % 10) < p * 10

@@ -3,7 +3,8 @@
 One click group, :func:`main`; each pipeline step is a command of its own in this module
 (``info`` and ``demo`` now; ``derive``, ``diff``, ``plan`` and ``review`` join them). Commands that
 read past deals or projects take the same loading options through :func:`history_options`, which
-hands them a :class:`LoadOptions`; ``LoadOptions.load(path)`` returns the validated history.
+hands them a :class:`~salesproc.load.LoadOptions`; ``load_history(path, options=load)`` returns the
+validated history.
 
 Errors from salesproc print as one line on stderr (``error: ...``) and exit with code 2; the
 message names file, row, column and value and says how to fix it. No traceback is shown.
@@ -16,13 +17,13 @@ import json
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
 import click
 
 from salesproc.errors import SalesprocError
-from salesproc.history import History, HistorySummary
+from salesproc.history._history import History, HistorySummary
+from salesproc.load._options import LoadOptions
 
 __all__ = ["LoadOptions", "history_options", "main", "parse_mapping"]
 
@@ -131,7 +132,7 @@ def parse_mapping(values: Sequence[str]) -> Mapping[str, str] | str | None:
     >>> parse_mapping([]) is None
     True
     """
-    from salesproc._presets import PRESETS
+    from salesproc.load._presets import PRESETS
 
     if not values:
         return None
@@ -234,45 +235,11 @@ def _check_regex(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
-@dataclass(frozen=True)
-class LoadOptions:
-    """The loading options of a command, ready for :func:`salesproc.load_history`."""
+def _load(source: str, options: LoadOptions) -> History:
+    """Load ``source`` (a file, or a folder saved by ``History.to_parquet``) with a command's options."""
+    from salesproc.load import load_history
 
-    mapping: Mapping[str, str] | str | None = None
-    kind: str = "deal"
-    errors: str = "raise"
-    tz: str = "UTC"
-    outcome_events: Mapping[str, list[str]] | None = None
-    outcome_values: Mapping[str, str] | None = None
-    milestones: str | None = None
-    dayfirst: bool = False
-    date_format: str | None = None
-    encoding: str = "utf-8"
-    decimal: str | None = None
-    sheet: str | None = None
-
-    def load(self, source: str) -> History:
-        """Load ``source`` (a file or a folder saved by ``History.to_parquet``) with these options."""
-        from salesproc.load import load_history
-
-        sheet: str | int | None = self.sheet
-        if isinstance(sheet, str) and sheet.isdigit():
-            sheet = int(sheet)
-        return load_history(
-            source,
-            mapping=self.mapping,
-            kind=self.kind,
-            errors=self.errors,  # type: ignore[arg-type]
-            tz=self.tz,
-            outcome_events=self.outcome_events,
-            outcome_values=self.outcome_values,
-            milestones=self.milestones,
-            dayfirst=self.dayfirst,
-            date_format=self.date_format,
-            encoding=self.encoding,
-            decimal=self.decimal,
-            sheet=sheet,
-        )
+    return load_history(source, options=options)
 
 
 _LOAD_PARAMS = (
@@ -290,7 +257,7 @@ def history_options(func: F) -> F:
         @click.argument("path")
         @history_options
         def derive(path: str, load: LoadOptions) -> None:
-            history = load.load(path)
+            history = load_history(path, options=load)
     """
 
     @functools.wraps(func)
@@ -308,7 +275,7 @@ def history_options(func: F) -> F:
             date_format=raw["date_format"],
             encoding=raw["encoding"],
             decimal=raw["decimal"],
-            sheet=raw["sheet"],
+            sheet=int(raw["sheet"]) if isinstance(raw["sheet"], str) and raw["sheet"].isdigit() else raw["sheet"],
         )
         return func(*args, load=options, **kwargs)
 
@@ -386,7 +353,7 @@ def info(path: str, load: LoadOptions, as_json: bool) -> None:
       salesproc info sales_pipeline.csv --mapping crm-snapshot --json
       salesproc info export.csv -m case_id="Deal ID" -m name=Stage -m timestamp=Date --errors skip
     """
-    _echo_summary(load.load(path).summary(), as_json)
+    _echo_summary(_load(path, load).summary(), as_json)
 
 
 @main.command()
@@ -471,10 +438,10 @@ def derive(path: str, load: LoadOptions, output: str, as_of: str | None, name: s
       salesproc derive sales_pipeline.csv --mapping crm-snapshot --as-of 2017-12-31
       salesproc derive deals.csv --previous templates/process.yaml   # keeps your edits
     """
-    from salesproc.derive import derive_template
-    from salesproc.template import load_template, save_template
+    from salesproc.derive._derive import derive_template
+    from salesproc.template._template import load_template, save_template
 
-    history = load.load(path)
+    history = _load(path, load)
     prev = load_template(previous) if previous else None
     tpl = derive_template(history, as_of=as_of, name=name, previous=prev, alpha=alpha, min_support=min_support)
     written = save_template(tpl, output, overwrite=overwrite)
@@ -499,7 +466,7 @@ def derive(path: str, load: LoadOptions, output: str, as_of: str | None, name: s
 @click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
 def diff(a: str, b: str, as_json: bool) -> None:
     """What changed between two template files (milestones, durations, critical activities)."""
-    from salesproc.template import diff_templates, load_template
+    from salesproc.template._template import diff_templates, load_template
 
     d = diff_templates(load_template(a), load_template(b))
     if as_json:
@@ -562,16 +529,16 @@ def plan(template_path: str, target_date: str, history_path: str | None, case_id
     """
     from pathlib import Path
 
-    from salesproc.plan import Goal, plan_backwards
-    from salesproc.template import load_template, slug
+    from salesproc.plan._plan import Goal, plan_backwards
+    from salesproc.template._template import load_template, slug
 
     tpl = load_template(template_path)
     if case_id is not None and history_path is None:
         raise click.UsageError("--case needs --history (the file the case comes from).")
-    history = load.load(history_path) if history_path is not None else None
+    history = _load(history_path, load) if history_path is not None else None
     if as_of is None:
         if history is not None:
-            from salesproc.derive import _default_as_of
+            from salesproc.derive._derive import _default_as_of
 
             as_of = _default_as_of(history).isoformat()
         elif tpl.provenance.as_of:
@@ -663,13 +630,13 @@ def review(template_path: str, history_path: str, as_of: str | None, output: str
     from pathlib import Path
 
     from salesproc._io import atomic_write_text, next_version_path
-    from salesproc.review import review_deals
-    from salesproc.template import load_template
+    from salesproc.review._review import review_deals
+    from salesproc.template._template import load_template
 
     tpl = load_template(template_path)
-    history = load.load(history_path)
+    history = _load(history_path, load)
     if as_of is None:
-        from salesproc.derive import _default_as_of
+        from salesproc.derive._derive import _default_as_of
 
         as_of = _default_as_of(history).isoformat()
     result = review_deals(history, tpl, as_of=as_of)
@@ -699,7 +666,7 @@ def review(template_path: str, history_path: str, as_of: str | None, output: str
         written = atomic_write_text(path, safe.to_csv(index=False), overwrite=overwrite)
         click.echo(f"saved {written}")
         if not no_reports:
-            from salesproc.render import render_batch
+            from salesproc.render._render import render_batch
 
             run = render_batch(result, output, formats=formats or ("html",), overwrite=overwrite,
                                progress=not no_progress, workers=workers, template_dir=report_templates)

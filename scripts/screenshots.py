@@ -15,7 +15,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 import salesproc
-from salesproc.derive import _default_as_of
+from salesproc.derive._derive import _default_as_of
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "img"

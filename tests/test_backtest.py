@@ -10,10 +10,10 @@ from matplotlib.axes import Axes
 from scipy import stats
 
 import salesproc
-from salesproc._metrics import auc, auc_ci, brier, calibration_table, delong, ece
 from salesproc.backtest import BacktestResult, backtest, compare_templates
 from salesproc.history import History
-from salesproc.review import FLAGS, review_deals
+from salesproc.review._metrics import auc, auc_ci, brier, calibration_table, delong, ece
+from salesproc.review._review import FLAGS, review_deals
 
 DAY = pd.Timedelta(days=1)
 

@@ -24,8 +24,8 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from render_data import ACTIVITY, HOSTILE_IDS, OWNER, SCRIPT, TRAVERSAL, hostile_review, small_review
 
-from salesproc._paths import slugify, unique_slugs
 from salesproc.render import render_batch
+from salesproc.render._paths import slugify, unique_slugs
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = "/usr/bin/chromium"

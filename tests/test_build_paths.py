@@ -12,8 +12,9 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from salesproc._build import _case_time_order, build_history
 from salesproc.history import History
+from salesproc.history._finalize import _case_time_order
+from salesproc.load._build import build_history
 
 
 def test_cases_follow_first_appearance_among_kept_rows() -> None:

@@ -11,6 +11,7 @@ from click.testing import CliRunner, Result
 
 import salesproc
 from salesproc.cli import LoadOptions, history_options, main
+from salesproc.load import load_history
 
 LOG = (
     "case_id,name,timestamp,outcome\n"
@@ -222,7 +223,7 @@ def test_history_options_serve_other_commands(log: Path) -> None:
     @history_options
     def count(path: str, load: LoadOptions) -> None:
         seen["load"] = load
-        click.echo(len(load.load(path).events))
+        click.echo(len(load_history(path, options=load).events))
 
     r = CliRunner().invoke(app, ["count", str(log), "--errors", "skip", "-m", "case_id=case_id", "--tz", "UTC"])
     assert r.exit_code == 0, r.output

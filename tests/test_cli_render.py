@@ -14,7 +14,7 @@ from render_data import Fixture, small_review
 
 import salesproc
 from salesproc.cli import main
-from salesproc.derive import _default_as_of
+from salesproc.derive._derive import _default_as_of
 
 
 def run(*args: str) -> Result:

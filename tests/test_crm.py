@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import salesproc
-from salesproc._crm import snapshot_history, stage_history
-from salesproc._presets import detect_preset, get_preset
 from salesproc.errors import InvalidValueError, MissingColumnError
+from salesproc.load._crm import snapshot_history, stage_history
+from salesproc.load._presets import detect_preset, get_preset
 
 DATA = Path(__file__).parent / "data"
 SF = DATA / "salesforce_opportunity_history.csv"

@@ -20,7 +20,7 @@ from salesproc.edit import (
     set_milestone,
 )
 from salesproc.errors import SalesprocError, TemplateError
-from salesproc.template import (
+from salesproc.template._template import (
     Activity,
     Dependency,
     Duration,

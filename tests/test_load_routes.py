@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import salesproc
 from salesproc._arrow import dictionary_to_categorical
-from salesproc._build import build_history
+from salesproc.load._build import build_history
 
 IDS = ["A", " A", "B ", "C", "D", "E", ""]
 NAMES = ["Qualify", " Qualify", "Demo", "Call ", "Proposal", ""]

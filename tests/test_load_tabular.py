@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 import salesproc
-from salesproc._build import build_history
 from salesproc.errors import InvalidValueError, OverwriteError
+from salesproc.load._build import build_history
 
 
 def parts(*pieces: str) -> str:

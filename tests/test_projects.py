@@ -133,7 +133,7 @@ def test_explicit_start_and_outcome_columns() -> None:
     before = df.copy(deep=True)
     cols = {"case_id": "project_id", "name": "milestone", "planned": "planned_date",
             "actual": "actual_date", "created": "start_date", "outcome": "status"}
-    from salesproc._projects import milestone_table_history
+    from salesproc.load._projects import milestone_table_history
 
     h = milestone_table_history(df, cols, outcome_values={"Cancelled": "failed"})
     pd.testing.assert_frame_equal(df, before)

@@ -28,8 +28,16 @@ from render_data import (
     small_review,
 )
 
-from salesproc._paths import confine, new_run_dir, slugify, unique_slugs
-from salesproc._report_env import (
+from salesproc.errors import (
+    MissingDependencyError,
+    OverwriteError,
+    ReportTemplateError,
+    SalesprocError,
+    UnsafePathError,
+    UnsafeTemplateError,
+)
+from salesproc.render import export_table, render_batch, render_report
+from salesproc.render._env import (
     BUILTIN_TEMPLATES,
     builtin_dir,
     f_date,
@@ -40,15 +48,7 @@ from salesproc._report_env import (
     f_pct_ci,
     md_escape,
 )
-from salesproc.errors import (
-    MissingDependencyError,
-    OverwriteError,
-    ReportTemplateError,
-    SalesprocError,
-    UnsafePathError,
-    UnsafeTemplateError,
-)
-from salesproc.render import export_table, render_batch, render_report
+from salesproc.render._paths import confine, new_run_dir, slugify, unique_slugs
 from salesproc.template import Rate
 
 ARTIFACTS = Path(__file__).parent / "artifacts"

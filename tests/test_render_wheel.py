@@ -20,7 +20,7 @@ SCRIPT = r"""
 import json, sys
 from pathlib import Path
 import salesproc
-from salesproc._report_env import builtin_dir
+from salesproc.render._env import builtin_dir
 from salesproc.template import Milestone, ProcessTemplate
 
 t = ProcessTemplate(name="Wheel deals", milestones=[

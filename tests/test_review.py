@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 import salesproc
 from salesproc.charts import plot_risk_amount, plot_stage_ageing
 from salesproc.history import History
-from salesproc.review import FLAGS, DealReview, Review, ReviewError, review_deals
+from salesproc.review._review import FLAGS, DealReview, Review, ReviewError, review_deals
 
 DAY = pd.Timedelta(days=1)
 

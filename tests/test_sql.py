@@ -14,7 +14,6 @@ import pytest
 import sqlalchemy as sa
 
 import salesproc
-from salesproc._sql import read_sql_history, safe_url
 from salesproc.errors import (
     EmptyInputError,
     InputError,
@@ -23,6 +22,7 @@ from salesproc.errors import (
     ParameterError,
     SalesprocError,
 )
+from salesproc.load._sql import read_sql_history, safe_url
 
 MAPPING = {
     "case_id": "deal",

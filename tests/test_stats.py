@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from salesproc._stats import bh, fisher_pvalues, kaplan_meier, newcombe, wilson
+from salesproc.derive._stats import bh, fisher_pvalues, kaplan_meier, newcombe, wilson
 
 
 @pytest.mark.filterwarnings("ignore:The confidence interval is undefined")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from salesproc.errors import SalesprocError, TemplateError
-from salesproc.template import (
+from salesproc.template._template import (
     Activity,
     ActivityEvidence,
     Dependency,

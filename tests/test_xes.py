@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import salesproc
-from salesproc._xes import read_xes
 from salesproc.errors import (
     EmptyInputError,
     InvalidValueError,
@@ -23,6 +22,7 @@ from salesproc.errors import (
     ParameterError,
     SalesprocError,
 )
+from salesproc.load._xes import read_xes
 
 RECEIPT_XES_MAPPING = {"target_date": "enddate_planned", "closed": "enddate"}
 RECEIPT_CSV_MAPPING = {

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from salesproc.errors import ParameterError
-from salesproc.history import History
+from salesproc.history._history import History
 
 __all__ = [
     "SAMPLES",
@@ -74,7 +74,7 @@ def sample_path(name: str = "deals") -> Path:
 
 @cache
 def _load(name: str) -> History:
-    from salesproc.load import load_history
+    from salesproc.load._load import load_history
 
     h = load_history(sample_path(name))
     report = dataclasses.replace(h.report, source=SAMPLES[name][2])

@@ -117,7 +117,7 @@ import numpy as np
 import pandas as pd
 
 from salesproc.errors import ParameterError
-from salesproc.history import TS_DTYPE, History, LoadReport
+from salesproc.history._history import TS_DTYPE, History, LoadReport
 
 __all__ = ["PlantedActivity", "PlantedEffect", "PlantedTruth", "synthetic_history"]
 
@@ -696,7 +696,7 @@ def _generate(
         rows_read=len(events),
         rows_loaded=len(events),
     )
-    from salesproc._build import finalize
+    from salesproc.history._history import finalize
 
     history = finalize(cases, events, report)
 

@@ -1,0 +1,487 @@
+"""The history model: cases and their timestamped events, validated once, trusted downstream.
+
+A :class:`History` holds two tables.
+
+``cases`` (one row per case)
+    ``case_id`` (str), ``kind`` (``deal`` | ``project``), ``outcome`` (deals: ``won`` | ``lost`` |
+    ``open``; projects: ``on_time`` | ``late`` | ``failed`` | ``open``), ``status`` (the outcome
+    normalised to ``success`` | ``failure`` | ``open``), ``created``, ``closed`` (missing while open),
+    ``amount``, ``owner``, ``segment``, ``target_date`` (planned end), then any extra attributes.
+
+``events`` (one row per event, sorted by case then time)
+    ``case_id`` (categorical whose categories are ``cases.case_id`` in order, so
+    ``events.case_id.cat.codes`` indexes ``cases``), ``name`` (categorical), ``type`` (``milestone`` |
+    ``activity``), ``timestamp``, ``owner``, ``role``, then any extra attributes.
+
+Time zones: every timestamp is timezone-aware UTC (``datetime64[ns, UTC]``). Values that carry an
+offset are converted to UTC; values without one are read in the loader's ``tz`` (default ``"UTC"``).
+Reports convert to a display zone at the very end.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from salesproc.errors import InputError, OverwriteError, ParameterError
+from salesproc.history._finalize import finalize_frames
+from salesproc.history._schema import (
+    CASE_COLUMNS,
+    EVENT_COLUMNS,
+    EVENT_TYPES,
+    KINDS,
+    OUTCOMES,
+    OUTCOMES_BY_KIND,
+    STATUS_OF_OUTCOME,
+    STATUSES,
+    TS_DTYPE,
+)
+
+__all__ = [
+    "CASE_COLUMNS",
+    "EVENT_COLUMNS",
+    "OUTCOMES",
+    "STATUS_OF_OUTCOME",
+    "History",
+    "HistorySummary",
+    "LoadReport",
+]
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What a loader read, kept and skipped.
+
+    ``rows_read == rows_loaded + sum(skipped.values())`` always holds: nothing is dropped unreported.
+    """
+
+    source: str = "<data>"
+    rows_read: int = 0
+    rows_loaded: int = 0
+    skipped: Mapping[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "rows_read": self.rows_read,
+            "rows_loaded": self.rows_loaded,
+            "skipped": dict(self.skipped),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class HistorySummary:
+    """Counts that describe a history; ``str()`` is a readable report, ``to_dict()`` is JSON-ready."""
+
+    source: str
+    cases: int
+    events: int
+    cases_by_kind: Mapping[str, int]
+    outcomes: Mapping[str, Mapping[str, int]]
+    status: Mapping[str, int]
+    first_event: str | None
+    last_event: str | None
+    milestones: Mapping[str, int]
+    activities: Mapping[str, int]
+    cases_without_events: int
+    events_after_close: int
+    rows_read: int
+    rows_loaded: int
+    skipped: Mapping[str, int]
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "cases": self.cases,
+            "events": self.events,
+            "cases_by_kind": dict(self.cases_by_kind),
+            "outcomes": {k: dict(v) for k, v in self.outcomes.items()},
+            "status": dict(self.status),
+            "date_range": {"first_event": self.first_event, "last_event": self.last_event},
+            "milestones": dict(self.milestones),
+            "activities": dict(self.activities),
+            "cases_without_events": self.cases_without_events,
+            "events_after_close": self.events_after_close,
+            "rows_read": self.rows_read,
+            "rows_loaded": self.rows_loaded,
+            "skipped": dict(self.skipped),
+            "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        lines = [f"History from {self.source}"]
+        lines.append(f"  cases:  {self.cases:,}   events: {self.events:,}")
+        for kind, outs in self.outcomes.items():
+            parts = ", ".join(f"{o} {n:,}" for o, n in outs.items())
+            lines.append(f"  {kind}s: {self.cases_by_kind.get(kind, 0):,} ({parts})")
+        lines.append(f"  dates:  {self.first_event} .. {self.last_event} (UTC)")
+        for label, counts in (("milestones", self.milestones), ("activities", self.activities)):
+            lines.append(f"  {label} ({len(counts)}):")
+            items = list(counts.items())
+            for name, n in items[:15]:
+                lines.append(f"    {n:>9,}  {name}")
+            if len(items) > 15:
+                lines.append(f"    ... and {len(items) - 15} more")
+        if self.cases_without_events:
+            lines.append(f"  cases without events: {self.cases_without_events:,}")
+        if self.events_after_close:
+            lines.append(f"  events after their case closed (kept): {self.events_after_close:,}")
+        lines.append(
+            f"  rows read {self.rows_read:,} = loaded {self.rows_loaded:,}"
+            f" + skipped {sum(self.skipped.values()):,}"
+        )
+        for reason, n in self.skipped.items():
+            lines.append(f"    skipped {n:,}: {reason}")
+        for note in self.notes:
+            lines.append(f"  note: {note}")
+        return "\n".join(lines)
+
+
+def _empty_events() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "case_id": pd.Categorical([], categories=[]),
+            "name": pd.Categorical([]),
+            "type": pd.Categorical([], categories=EVENT_TYPES),
+            "timestamp": pd.Series([], dtype=TS_DTYPE),
+            "owner": pd.Series([], dtype="str"),
+            "role": pd.Series([], dtype="str"),
+        }
+    )
+
+
+class History:
+    """Cases and their events: the validated input of every later step.
+
+    Build one with :func:`salesproc.load_history` (or :func:`History.from_frames` for frames that
+    already use the canonical columns). The tables are exposed as copies: nothing downstream can
+    change a history in place.
+
+    Examples
+    --------
+    >>> import salesproc
+    >>> h = salesproc.load_sample_deals()
+    >>> h.cases.columns[:4].tolist()
+    ['case_id', 'kind', 'outcome', 'status']
+    >>> h.summary().cases == len(h.cases)
+    True
+    """
+
+    __slots__ = ("_cases", "_events", "_report")
+
+    def __init__(self, cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport) -> None:
+        self._cases = cases
+        self._events = events
+        self._report = report
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_frames(
+        cls,
+        cases: pd.DataFrame,
+        events: pd.DataFrame,
+        *,
+        report: LoadReport | None = None,
+    ) -> History:
+        """Make a history from frames that already follow the canonical schema (validated)."""
+        return finalize(cases, events, report or LoadReport(rows_read=len(events), rows_loaded=len(events)))
+
+    # -- access -------------------------------------------------------------------------------
+    @property
+    def cases(self) -> pd.DataFrame:
+        """One row per case (a copy: changing it leaves the history unchanged)."""
+        return self._cases.copy(deep=False)
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """One row per event, sorted by case then timestamp (a copy)."""
+        return self._events.copy(deep=False)
+
+    @property
+    def report(self) -> LoadReport:
+        """What the loader read, kept and skipped."""
+        return self._report
+
+    @property
+    def kinds(self) -> list[str]:
+        return [k for k in KINDS if (self._cases["kind"] == k).any()]
+
+    def __len__(self) -> int:
+        return len(self._cases)
+
+    def case(self, case_id: str) -> tuple[pd.Series, pd.DataFrame]:
+        """One case's row and its events."""
+        hit = self._cases.index[self._cases["case_id"] == str(case_id)]
+        if len(hit) == 0:
+            raise KeyError(f"no case {case_id!r} in this history ({len(self._cases):,} cases)")
+        row = self._cases.loc[hit[0]]
+        ev = self._events[self._events["case_id"] == str(case_id)]
+        return row, ev.reset_index(drop=True)
+
+    # -- summaries ----------------------------------------------------------------------------
+    def summary(self) -> HistorySummary:
+        """Counts by kind and outcome, events, date range, milestones, activities and what was skipped."""
+        c, e = self._cases, self._events
+        outcomes: dict[str, dict[str, int]] = {}
+        for kind in KINDS:
+            sub = c.loc[c["kind"] == kind, "outcome"]
+            if len(sub):
+                vc = sub.value_counts()
+                outcomes[kind] = {o: int(vc.get(o, 0)) for o in OUTCOMES_BY_KIND[kind]}
+        by_type = {}
+        for t in EVENT_TYPES:
+            names = e.loc[e["type"] == t, "name"]
+            vc = names.value_counts(sort=True)
+            by_type[t] = {str(k): int(v) for k, v in vc.items() if v > 0}
+        ts = e["timestamp"]
+        codes = e["case_id"].cat.codes.to_numpy()
+        with_events = np.zeros(len(c), dtype=bool)
+        with_events[codes] = True
+        closed = c["closed"].array.asi8[codes]
+        nat = np.iinfo(np.int64).min
+        after = int(np.sum((closed != nat) & (ts.array.asi8 > closed))) if len(e) else 0
+        rep = self._report
+        return HistorySummary(
+            source=rep.source,
+            cases=len(c),
+            events=len(e),
+            cases_by_kind={k: int((c["kind"] == k).sum()) for k in KINDS if (c["kind"] == k).any()},
+            outcomes=outcomes,
+            status={s: int((c["status"] == s).sum()) for s in STATUSES},
+            first_event=None if ts.empty else ts.min().isoformat(),
+            last_event=None if ts.empty else ts.max().isoformat(),
+            milestones=by_type["milestone"],
+            activities=by_type["activity"],
+            cases_without_events=int((~with_events).sum()),
+            events_after_close=after,
+            rows_read=rep.rows_read,
+            rows_loaded=rep.rows_loaded,
+            skipped=dict(rep.skipped),
+            notes=tuple(rep.notes),
+        )
+
+    def __repr__(self) -> str:
+        c = self._cases
+        st = c["status"].value_counts()
+        return (
+            f"<History {len(c):,} cases ({int(st.get('success', 0)):,} success, "
+            f"{int(st.get('failure', 0)):,} failure, {int(st.get('open', 0)):,} open), "
+            f"{len(self._events):,} events from {self._report.source}>"
+        )
+
+    def _repr_html_(self) -> str:
+        s = self.summary()
+        rows = "".join(
+            f"<tr><th>{escape(kind)}s</th><td>{s.cases_by_kind.get(kind, 0):,}</td><td>"
+            + ", ".join(f"{escape(o)} {n:,}" for o, n in outs.items())
+            + "</td></tr>"
+            for kind, outs in s.outcomes.items()
+        )
+        ms = ", ".join(f"{escape(k)} ({v:,})" for k, v in list(s.milestones.items())[:12])
+        acts = ", ".join(f"{escape(k)} ({v:,})" for k, v in list(s.activities.items())[:12])
+        skipped = "".join(f"<li>{escape(r)}: {n:,}</li>" for r, n in s.skipped.items())
+        return (
+            f"<div class='salesproc-history'><strong>History</strong> from {escape(s.source)}: "
+            f"{s.cases:,} cases, {s.events:,} events, {escape(str(s.first_event))} .. "
+            f"{escape(str(s.last_event))}<table>{rows}</table>"
+            f"<p><em>Milestones:</em> {ms or 'none'}</p><p><em>Activities:</em> {acts or 'none'}</p>"
+            + (f"<p><em>Skipped:</em></p><ul>{skipped}</ul>" if skipped else "")
+            + "</div>"
+        )
+
+    # -- filtering ----------------------------------------------------------------------------
+    def select(self, mask: np.ndarray | pd.Series) -> History:
+        """The history restricted to the cases where ``mask`` (aligned with ``cases``) is true."""
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != (len(self._cases),):
+            raise ParameterError(
+                f"The 'mask' parameter of History.select must have one entry per case "
+                f"({len(self._cases)}). Got shape {m.shape} instead."
+            )
+        cases = self._cases.loc[m].reset_index(drop=True)
+        codes = self._events["case_id"].cat.codes.to_numpy()
+        ev = self._events.loc[m[codes]] if len(codes) else self._events
+        ev = ev.assign(case_id=ev["case_id"].cat.set_categories(cases["case_id"])).reset_index(drop=True)
+        return History(cases, ev, self._report)
+
+    def filter(
+        self,
+        *,
+        start: Any = None,
+        end: Any = None,
+        by: str = "created",
+        kind: str | Iterable[str] | None = None,
+        segment: str | Iterable[str] | None = None,
+        status: str | Iterable[str] | None = None,
+    ) -> History:
+        """Cases in a date window (``start <= case[by] < end``), of given kinds, segments or statuses.
+
+        ``by`` is ``"created"``, ``"closed"`` or ``"active"`` (the case overlaps the window).
+
+        Examples
+        --------
+        >>> import salesproc
+        >>> h = salesproc.load_sample_deals()
+        >>> won = h.filter(status="success")
+        >>> set(won.cases["outcome"]) == {"won"}
+        True
+        """
+        c = self._cases
+        m = np.ones(len(c), dtype=bool)
+        lo = _ts(start, "start")
+        hi = _ts(end, "end")
+        if by not in ("created", "closed", "active"):
+            raise ParameterError(
+                f"The 'by' parameter of History.filter must be 'created', 'closed' or 'active'. "
+                f"Got {by!r} instead."
+            )
+        if by == "active":
+            if lo is not None:
+                m &= (c["closed"].isna() | (c["closed"] >= lo)).to_numpy()
+            if hi is not None:
+                m &= (c["created"] < hi).to_numpy()
+        else:
+            col = c[by]
+            if lo is not None:
+                m &= (col >= lo).fillna(False).to_numpy(dtype=bool)
+            if hi is not None:
+                m &= (col < hi).fillna(False).to_numpy(dtype=bool)
+        for colname, want in (("kind", kind), ("segment", segment), ("status", status)):
+            if want is not None:
+                vals = [want] if isinstance(want, str) else list(want)
+                m &= c[colname].isin(vals).to_numpy()
+        return self.select(m)
+
+    def as_of(self, when: Any) -> History:
+        """What was known at ``when``: later cases and events removed, cases closed later reopened.
+
+        This is the view a backtest uses, so that nothing dated after its cutoff leaks in.
+        """
+        t = _ts(when, "when")
+        assert t is not None
+        c = self._cases
+        latest = [x for x in (c["created"].max(), c["closed"].max(),
+                              self._events["timestamp"].max() if len(self._events) else None)
+                  if x is not None and not pd.isna(x)]
+        if latest and max(latest) <= t:
+            return self  # nothing happened after `when`: the history is already what was known then
+        keep = (c["created"] <= t).to_numpy()
+        cases = c.loc[keep].copy()
+        later = (cases["closed"] > t).fillna(False).to_numpy(dtype=bool)
+        if later.any():
+            cases.loc[later, "outcome"] = "open"
+            cases.loc[later, "status"] = "open"
+            cases.loc[later, "closed"] = pd.NaT
+        cases = cases.reset_index(drop=True)
+        ev = self._events
+        codes = ev["case_id"].cat.codes.to_numpy()
+        emask = keep[codes] & (ev["timestamp"] <= t).to_numpy() if len(ev) else np.zeros(0, bool)
+        ev = ev.loc[emask]
+        ev = ev.assign(case_id=ev["case_id"].cat.set_categories(cases["case_id"])).reset_index(drop=True)
+        return History(cases, ev, self._report)
+
+    def rename_events(self, mapping: Mapping[str, str]) -> History:
+        """The history with event names renamed (several old names may become one).
+
+        Only the categories change, so this costs nothing per event.
+
+        Examples
+        --------
+        >>> import salesproc
+        >>> h = salesproc.load_sample_deals()
+        >>> "Evaluation" in set(h.rename_events({"Discovery": "Evaluation"}).events["name"])
+        True
+        """
+        if not mapping:
+            return self
+        name = self._events["name"]
+        cats = [str(c) for c in name.cat.categories]
+        new = [str(mapping.get(c, c)) for c in cats]
+        uniq = list(dict.fromkeys(new))
+        pos = {c: i for i, c in enumerate(uniq)}
+        remap = np.array([pos[c] for c in new], dtype=np.int64)
+        codes = name.cat.codes.to_numpy()
+        new_codes = np.where(codes >= 0, remap[np.maximum(codes, 0)] if len(remap) else -1, -1)
+        renamed = pd.Categorical.from_codes(new_codes, dtype=pd.CategoricalDtype(uniq))
+        return History(self._cases, self._events.assign(name=renamed), self._report)
+
+    # -- persistence --------------------------------------------------------------------------
+    def to_parquet(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Save to a folder (``cases.parquet``, ``events.parquet``, ``report.json``), atomically.
+
+        Load it back with :func:`salesproc.load_history` or :meth:`History.read_parquet`.
+        """
+        from salesproc._io import atomic_dir
+
+        p = Path(path)
+        if p.exists() and not overwrite:
+            raise OverwriteError(f"{p} exists. Fix: choose another path or pass overwrite=True.")
+        with atomic_dir(p) as tmp:
+            self._cases.to_parquet(tmp / "cases.parquet", index=False)
+            self._events.to_parquet(tmp / "events.parquet", index=False)
+            (tmp / "report.json").write_text(json.dumps(self._report.to_dict(), indent=1))
+        return p
+
+    @classmethod
+    def read_parquet(cls, path: str | Path) -> History:
+        """Read a history saved by :meth:`to_parquet`."""
+        p = Path(path)
+        for part in ("cases.parquet", "events.parquet"):
+            if not (p / part).exists():
+                raise InputError(
+                    f"{p}: no {part}. Expected a folder written by History.to_parquet "
+                    "(cases.parquet, events.parquet, report.json)."
+                )
+        import pyarrow.parquet as pq
+
+        from salesproc._arrow import table_to_frame
+        cases = pd.read_parquet(p / "cases.parquet")
+        # the text columns are stored dictionary-encoded: read as codes, never one string per row
+        events = table_to_frame(pq.read_table(p / "events.parquet"))
+        rep: dict[str, Any] = {}
+        if (p / "report.json").exists():
+            rep = json.loads((p / "report.json").read_text())
+        report = LoadReport(
+            source=str(rep.get("source", p)),
+            rows_read=int(rep.get("rows_read", len(events))),
+            rows_loaded=int(rep.get("rows_loaded", len(events))),
+            skipped=dict(rep.get("skipped", {})),
+            notes=tuple(rep.get("notes", ())),
+        )
+        # finalize checks what the files hold (every event's case is a case, events in case and
+        # time order, which a saved history's are) and sets the dtypes
+        return finalize(cases, events, report)
+
+
+def _ts(value: Any, name: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        t = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ParameterError(
+            f"The {name!r} parameter must be a date or timestamp. Got {value!r} instead."
+        ) from exc
+    if t.tzinfo is None:
+        t = t.tz_localize("UTC")
+    return t.tz_convert("UTC")
+
+
+def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport, *, ordered: bool = False) -> History:
+    """A :class:`History` from a built case table and event table: column order, dtypes and
+    categories set, events sorted by case and time, the schema checked (every loader ends here).
+
+    ``ordered`` says the events are already grouped by case, in the cases' order, and in time
+    order within each case (the builder has made sure of it)."""
+    cases, events = finalize_frames(cases, events, ordered=ordered)
+    return History(cases, events, report)

@@ -1,0 +1,545 @@
+"""Loading: any source a team has (event logs, CRM exports, XES, spreadsheets, SQL) -> History.
+
+:func:`load_history` is the one entry point. It reads the source into a table, resolves the
+column mapping (a dict or a preset name, or none for canonical names), and hands the rows to the
+shape-specific builder. Validation happens once, in :mod:`salesproc.load._build`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import re
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from salesproc.errors import (
+    EmptyInputError,
+    EncodingError,
+    InputError,
+    MalformedFileError,
+    ParameterError,
+)
+from salesproc.history._history import History
+from salesproc.load._build import Errors, MilestoneRule, check_reading_parameters
+from salesproc.load._mapping import (
+    from_table,
+    resolve_mapping,
+)
+from salesproc.load._options import LoadOptions
+
+__all__ = ["load_history", "read_table"]
+
+_TABLE_SUFFIXES = {".csv", ".tsv", ".txt", ".parquet", ".pq", ".xlsx", ".xlsm", ".xls"}
+
+
+def load_history(
+    source: Any,
+    *,
+    mapping: Mapping[str, str] | str | None = None,
+    kind: str = "deal",
+    errors: Errors = "raise",
+    tz: str = "UTC",
+    outcome_values: Mapping[str, str] | None = None,
+    outcome_events: Mapping[str, Iterable[str]] | None = None,
+    milestones: MilestoneRule = None,
+    lifecycle: str | Iterable[str] | None = "complete",
+    sheet: str | int | None = None,
+    encoding: str = "utf-8",
+    delimiter: str | None = None,
+    decimal: str | None = None,
+    dayfirst: bool = False,
+    date_format: str | None = None,
+    query: str | None = None,
+    table: str | None = None,
+    cases_table: str | None = None,
+    options: LoadOptions | None = None,
+) -> History:
+    """Load past (and open) deals or projects into a validated :class:`History`.
+
+    Parameters
+    ----------
+    source
+        A path (CSV/TSV, Parquet, Excel ``.xlsx``, XES or ``.xes.gz``, or a folder written by
+        :meth:`History.to_parquet`), a DataFrame of events, a SQLAlchemy URL / engine / connection
+        (with ``query`` or ``table``), or a History (returned unchanged).
+    mapping
+        Canonical name -> the file's column name, e.g. ``{"case_id": "Opportunity ID"}``, or a preset
+        name. Files whose columns already use the canonical names need none, and the presets' own
+        exports are recognised by their column names. The presets and the columns they read:
+
+        ``"crm-snapshot"`` (one row per opportunity, Maven's ``sales_pipeline.csv``)
+            ``opportunity_id``, ``deal_stage`` (Prospecting, Engaging, Won, Lost), ``engage_date``
+            (created, and an ``Engaging`` milestone), ``close_date``, ``close_value`` (amount),
+            ``sales_agent`` (owner); other columns become case attributes. Opportunities with no
+            date at all get the latest date in the file as ``created`` (``created_known=False``).
+        ``"salesforce"`` (``OpportunityHistory``, one row per change)
+            ``OpportunityId``, ``StageName``, ``CreatedDate`` (time of the change), ``Amount``,
+            ``CloseDate``, ``IsWon``, ``IsClosed``, ``CreatedById``, optional ``OwnerId``; other
+            columns (``ExpectedRevenue``, ``Probability``, ``ForecastCategory``) stay on the
+            stage-change events. Adds ``close_date_changes`` (times the close date moved later).
+        ``"hubspot"`` (deal stage history, one row per stage change)
+            ``Record ID`` (or ``Deal ID``), ``Deal Stage`` (label or id such as ``closedwon``),
+            ``Date entered stage``, ``Create Date``, ``Close Date``, ``Amount``, ``Deal owner``,
+            ``Pipeline`` (segment), ``Deal Name``. HubSpot's one-row-per-deal export with
+            ``Date entered "<stage> (<pipeline>)"`` columns is read as a snapshot.
+        ``"project-milestones"`` (one row per project milestone)
+            ``project_id``, ``milestone``, ``planned_date``, ``actual_date`` (empty until done),
+            optional ``owner``, ``project_owner``, ``target_date``, ``start_date``, ``segment``,
+            ``project_name``: projects on time or late against the last planned milestone.
+        ``"xes-csv"``
+            A flat CSV export of an XES log (``case:concept:name``, ``concept:name``,
+            ``time:timestamp``).
+
+        In the stage presets ``outcome_values`` says what other stages mean, e.g.
+        ``{"Negotiating": "open"}``. An export whose columns are named differently is renamed
+        first: ``load_history(df.rename(columns={"Stage": "deal_stage"}), mapping="crm-snapshot")``.
+    kind
+        ``"deal"`` or ``"project"`` for cases whose kind is not in the data.
+    errors
+        ``"raise"`` (default) stops at the first bad row with a message naming file, row, column and
+        value; ``"skip"`` skips such rows and counts them, with reasons, in ``summary()``.
+    tz
+        Time zone of timestamps written without an offset. Everything is stored in UTC.
+    outcome_values
+        Extra outcome labels, e.g. ``{"Closed Won": "won", "Closed Lost": "lost"}``.
+    outcome_events
+        Outcome from terminal events: ``{"won": ["Closed Won"], "lost": ["Closed Lost"]}``. Those
+        events become the case's outcome and close date and leave the event table.
+    milestones
+        Which event names are milestones when the data has no ``type`` column: a list of names, a
+        regular expression or prefix, or a callable. Without it all events are milestones.
+    lifecycle
+        XES only: which ``lifecycle:transition`` values to keep (``None`` keeps all).
+    sheet, encoding, delimiter, decimal, dayfirst, date_format
+        Reading options; the delimiter is sniffed (``,`` ``;`` tab ``|``) and ``;`` files default to
+        decimal commas.
+    query, table, cases_table
+        SQL only: a query or table of events, and optionally a table of cases.
+    options
+        All of the options above except the SQL ones, as one :class:`~salesproc.load.LoadOptions`
+        (kept and passed on by the command line and the workshop); pass it or the keywords, not both.
+
+    Examples
+    --------
+    >>> import io, salesproc
+    >>> csv = io.StringIO(
+    ...     "case_id,name,timestamp,outcome\\n"
+    ...     "A,Qualify,2024-01-02,won\\nA,Proposal,2024-01-20,won\\nB,Qualify,2024-01-05,open\\n"
+    ... )
+    >>> h = salesproc.load_history(csv)
+    >>> h.cases[["case_id", "outcome", "status"]].to_dict("records")
+    [{'case_id': 'A', 'outcome': 'won', 'status': 'success'}, {'case_id': 'B', 'outcome': 'open', 'status': 'open'}]
+    """
+    if isinstance(source, History):
+        return source
+    given = dict(
+        mapping=mapping, kind=kind, errors=errors, tz=tz, outcome_values=outcome_values,
+        outcome_events=outcome_events, milestones=milestones, lifecycle=lifecycle, sheet=sheet,
+        encoding=encoding, delimiter=delimiter, decimal=decimal, dayfirst=dayfirst, date_format=date_format,
+    )
+    opts = _options(options, given)
+    check_reading_parameters(tz=opts.tz, decimal=opts.decimal, date_format=opts.date_format)
+    if _is_sql(source):
+        from salesproc.load._sql import read_sql_history
+
+        return read_sql_history(
+            source, query=query, table=table, cases_table=cases_table, mapping=opts.mapping, **opts.build_kwargs()
+        )
+    if isinstance(source, pd.DataFrame):
+        return from_table(source, opts.mapping, "<DataFrame>", opts.build_kwargs(), opts.decimal or ".")
+    if isinstance(source, (io.StringIO, io.BytesIO)) or hasattr(source, "read"):
+        return _load_stream(source, opts)
+    if not isinstance(source, (str, PathLike)):
+        raise ParameterError(
+            "The 'source' parameter of load_history must be a path, a DataFrame, an open file, a SQL "
+            f"URL or engine, or a History. Got {type(source).__name__} instead."
+        )
+    return _load_path(Path(source), opts)
+
+
+def _options(options: LoadOptions | None, given: dict[str, Any]) -> LoadOptions:
+    """The keywords as one :class:`LoadOptions`, or ``options`` when it was passed (and no keyword
+    was changed from its default: two places for one option would leave one of them ignored)."""
+    if options is None:
+        return LoadOptions(**given)
+    if not isinstance(options, LoadOptions):
+        raise ParameterError(
+            f"The 'options' parameter of load_history must be a LoadOptions. Got {type(options).__name__} instead."
+        )
+    defaults = LoadOptions()
+    both = [f"{k}={v!r}" for k, v in given.items() if v != getattr(defaults, k)]
+    if both:
+        raise ParameterError(
+            f"load_history got options= and also {', '.join(both)}. Fix: pass one of them, e.g. "
+            f"options=options.replace({', '.join(both)})."
+        )
+    return options
+
+
+def _load_stream(source: Any, opts: LoadOptions) -> History:
+    """An open text or binary file of CSV rows."""
+    raw = source.read()
+    data = raw.encode("utf-8") if isinstance(raw, str) else raw
+    df, dec = _read_csv_bytes(
+        data, "<stream>", encoding=opts.encoding, delimiter=opts.delimiter, mapping=opts.mapping, decimal=opts.decimal
+    )
+    return from_table(df, opts.mapping, "<stream>", opts.build_kwargs(), opts.decimal or dec)
+
+
+def _load_path(path: Path, opts: LoadOptions) -> History:
+    """A file (table or XES) or a folder saved by :meth:`History.to_parquet`."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder. Fix: check the path (working folder: {Path.cwd()}).")
+    if path.is_dir():
+        if (path / "events.parquet").exists():
+            return History.read_parquet(path)
+        raise InputError(f"{path} is a folder but not a saved history (no events.parquet inside).")
+    name = path.name.lower()
+    if name.endswith((".xes", ".xes.gz")):
+        from salesproc.load._xes import read_xes
+
+        return read_xes(path, lifecycle=opts.lifecycle, mapping=opts.mapping, **opts.build_kwargs())
+    if path.suffix.lower() not in _TABLE_SUFFIXES:
+        raise InputError(
+            f"{path}: unknown file type {path.suffix!r}. Expected one of "
+            f"{sorted(_TABLE_SUFFIXES | {'.xes', '.xes.gz'})}, or a folder saved by History.to_parquet."
+        )
+    df, dec = read_table(
+        path, sheet=opts.sheet, encoding=opts.encoding, delimiter=opts.delimiter, mapping=opts.mapping,
+        decimal=opts.decimal,
+    )
+    return from_table(df, opts.mapping, str(path), opts.build_kwargs(), opts.decimal or dec)
+
+
+def _is_sql(source: Any) -> bool:
+    if isinstance(source, str) and re.match(r"^[a-z][a-z0-9+]*://", source):
+        return True
+    mod = type(source).__module__
+    return mod.startswith("sqlalchemy") or mod.startswith("sqlite3")
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+# --- reading tables ------------------------------------------------------------------------------
+
+def read_table(
+    path: Path,
+    *,
+    sheet: str | int | None = None,
+    encoding: str = "utf-8",
+    delimiter: str | None = None,
+    mapping: Mapping[str, str] | str | None = None,
+    decimal: str | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """Read CSV/TSV, Parquet or Excel into a DataFrame; returns it with the decimal mark guessed.
+
+    Blank rows are dropped; when there were any, a ``_row`` column keeps each row's number as a
+    spreadsheet shows it (header row 1), so messages point at the right row.
+    """
+    suffix = path.suffix.lower()
+    if path.stat().st_size == 0:
+        raise EmptyInputError(f"{path}: the file is empty (0 bytes). Fix: export the data again.")
+    if suffix in (".parquet", ".pq"):
+        try:
+            df = _read_parquet(path, mapping)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise MalformedFileError(
+                f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]}). "
+                "Fix: write it again (e.g. DataFrame.to_parquet), or give the CSV export instead."
+            ) from None
+        if len(df) == 0:
+            raise EmptyInputError(f"{path}: the file holds no rows.")
+        return df, "."
+    if suffix in (".xlsx", ".xlsm", ".xls"):
+        frame = _read_excel(path, sheet)
+        frame = _drop_blank_rows(frame.infer_objects())
+        if len(frame) == 0:
+            raise EmptyInputError(
+                f"{path}: the sheet holds no rows. Fix: check the sheet (pass sheet=<name or number>) "
+                "or export the data again."
+            )
+        return frame, "."
+    return _read_csv_path(path, encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal)
+
+
+def _read_parquet(path: Path, mapping: Mapping[str, str] | str | None) -> pd.DataFrame:
+    """A Parquet file with an event log's identifying text read dictionary-encoded (Parquet
+    usually stores it so; the values are then never expanded to one string per row)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from salesproc._arrow import table_to_frame
+
+    schema = pq.read_schema(path)
+    types = dict(zip(schema.names, schema.types))
+    wanted = _column_types(mapping, list(schema.names), types)
+    as_dictionary = [c for c, t in wanted.items() if pa.types.is_dictionary(t)]
+    return table_to_frame(pq.read_table(path, read_dictionary=as_dictionary or None))
+
+
+def _read_excel(path: Path, sheet: str | int | None) -> pd.DataFrame:
+    """One sheet as text-and-dates cells; damaged or mislabelled files and absent sheets say so."""
+    if path.suffix.lower() == ".xls":
+        try:
+            import xlrd  # noqa: F401
+        except ImportError:
+            raise InputError(
+                f"{path}: old-style .xls workbooks need the xlrd package. "
+                "Fix: save the workbook as .xlsx in Excel, or pip install xlrd."
+            ) from None
+    elif not zipfile.is_zipfile(path):
+        raise MalformedFileError(
+            f"{path}: not an Excel .xlsx workbook (it is not a zip archive; perhaps a CSV or an old .xls "
+            "renamed). Fix: open it in Excel and save it as .xlsx, or give it its real extension."
+        )
+    try:
+        book = pd.ExcelFile(path)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise MalformedFileError(
+            f"{path}: the workbook cannot be read ({exc}). Fix: open it in Excel and save it again."
+        ) from None
+    with book:
+        sheets = [str(n) for n in book.sheet_names]
+        wanted: str | int = 0 if sheet is None else sheet
+        if (isinstance(wanted, int) and not 0 <= wanted < len(sheets)) or (
+            isinstance(wanted, str) and wanted not in sheets
+        ):
+            raise InputError(
+                f"{path}: no sheet {wanted!r}. Sheets: {', '.join(repr(n) for n in sheets)}. "
+                f"Fix: pass sheet=<one of those names, or its number from 0>."
+            )
+        return pd.read_excel(book, sheet_name=wanted, dtype=object)
+
+
+def _read_csv_path(
+    path: Path,
+    *,
+    encoding: str,
+    delimiter: str | None,
+    mapping: Mapping[str, str] | str | None,
+    decimal: str | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """Read a CSV file: pyarrow reads the path itself (in parallel, no copy of the bytes in
+    Python); other encodings, and files whose first MiB is blank, take the bytes route."""
+    head = b""
+    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+    if utf8:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+        if head.startswith(codecs.BOM_UTF8):
+            head = head[len(codecs.BOM_UTF8):]
+    if not head.strip():  # another encoding, or nothing to look at
+        return _read_csv_bytes(
+            path.read_bytes(), str(path), encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal
+        )
+    return _read_csv_arrow(
+        str(path), head, str(path), full=path.read_bytes, delimiter=delimiter, mapping=mapping, decimal=decimal
+    )
+
+
+def _read_csv_bytes(
+    data: bytes,
+    source: str,
+    *,
+    encoding: str,
+    delimiter: str | None,
+    mapping: Mapping[str, str] | str | None,
+    decimal: str | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """Read CSV text held in memory (a stream, or a file in another encoding than UTF-8)."""
+    import pyarrow as pa
+
+    if not data or data.isspace():
+        raise EmptyInputError(f"{source}: the file is empty. Fix: export the data again.")
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    enc = encoding.lower().replace("_", "-")
+    if enc not in ("utf-8", "utf8"):
+        try:
+            data = data.decode(encoding).encode("utf-8")
+        except LookupError:
+            raise EncodingError(
+                f"{source}: {encoding!r} is not a text encoding Python knows. "
+                "Fix: use e.g. encoding='utf-8', 'cp1252' (Windows/Excel) or 'latin-1'."
+            ) from None
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            bad = data[exc.start : exc.start + 1]
+            raise EncodingError(
+                f"{source}, row {line}: byte {bad!r} at offset {exc.start} is not {encoding}. "
+                "Fix: pass the file's encoding, e.g. encoding='utf-8', 'cp1252' or 'latin-1'."
+            ) from None
+    else:
+        _check_utf8(data, source)
+    return _read_csv_arrow(
+        pa.BufferReader(data), data[:_HEAD_BYTES], source, full=lambda: data,
+        delimiter=delimiter, mapping=mapping, decimal=decimal,
+    )
+
+
+_HEAD_BYTES = 1 << 20  # how much of a file is looked at for the header, delimiter and quoting
+# identifying text of an event log, read dictionary-encoded: few distinct values over many rows
+_DICTIONARY_FIELDS = ("case_id", "name", "type", "outcome", "segment", "kind", "owner", "role")
+_TEXT_FIELDS = ("case_id", "name", "owner", "role", "segment", "type", "outcome")
+
+
+def _column_types(
+    mapping: Mapping[str, str] | str | None, names: list[str], types: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Column -> the pyarrow type to read it as: the mapped text fields as text (never guessed as
+    numbers or dates), and, for event logs, their identifying fields dictionary-encoded.
+
+    ``types`` (a file's schema, when it has one) limits the dictionary encoding to text columns.
+    """
+    import pyarrow as pa
+
+    from salesproc._arrow import text_dictionary
+
+    cols, preset = resolve_mapping(mapping, names)
+    present = set(names)
+    out: dict[str, Any] = {cols.get(k, k): pa.string() for k in _TEXT_FIELDS if cols.get(k, k) in present}
+    if preset is None or preset.shape == "events":
+        for k in _DICTIONARY_FIELDS:
+            c = cols.get(k, k)
+            if c in present and (types is None or pa.types.is_string(types[c]) or pa.types.is_large_string(types[c])):
+                out[c] = text_dictionary()
+    return out
+
+
+def _read_csv_arrow(
+    data: Any,
+    head: bytes,
+    source: str,
+    *,
+    full: Callable[[], bytes],
+    delimiter: str | None,
+    mapping: Mapping[str, str] | str | None,
+    decimal: str | None,
+) -> tuple[pd.DataFrame, str]:
+    """Parse CSV with pyarrow from ``data`` (a path or a buffer); ``head`` is its first bytes
+    without a BOM, ``full()`` all of it (read only to point an error at a row)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from salesproc._arrow import table_to_frame
+
+    first_nl = head.find(b"\n")
+    header = (head if first_nl < 0 else head[:first_nl]).decode("utf-8", "replace")
+    if delimiter is None:
+        counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
+        delimiter = max(counts, key=lambda d: counts[d]) if max(counts.values()) > 0 else ","
+    if decimal is None:
+        decimal = "," if delimiter == ";" else "."
+    names = [h.strip().strip('"') for h in header.rstrip("\r").split(delimiter)]
+    column_types = _column_types(mapping, names)
+
+    def read(newlines_in_values: bool) -> pa.Table:
+        return pacsv.read_csv(
+            data,
+            read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 22),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter,
+                newlines_in_values=newlines_in_values,
+                # blank lines stay rows here (dropped below) so row numbers match a spreadsheet's
+                ignore_empty_lines=False,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=column_types,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+                # "1.234" in a decimal-comma file is a thousand, not one point two: keep such
+                # text for the builder's number parser instead of letting the reader guess
+                decimal_point=decimal,
+            ),
+        )
+
+    quoted = b'"' in head
+    try:
+        try:
+            tbl = read(quoted)
+        except pa.ArrowInvalid as exc:
+            # quoted line breaks may first appear past the head: read once more allowing them
+            if quoted or "Expected" not in str(exc) or b'"' not in full():
+                raise
+            tbl = read(True)
+    except pa.ArrowInvalid as exc:
+        msg = str(exc)
+        if "UTF8" in msg or "UTF-8" in msg:
+            _check_utf8(full(), source)
+        m = re.search(r"Expected (\d+) columns, got (\d+): (.*)", msg)
+        if m:
+            row = _find_row(full(), m.group(3)[:40])
+            raise InputError(
+                f"{source}{f', row {row}' if row else ''}: expected {m.group(1)} fields (the header's), "
+                f"found {m.group(2)}: {m.group(3)[:80]!r}. Fix: quote values that contain {delimiter!r}, "
+                "or pass the right delimiter=."
+            ) from None
+        raise InputError(f"{source}: cannot read as CSV ({msg.splitlines()[0]}).") from None
+    if any(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in tbl.schema.types):
+        _check_utf8(full(), source)  # pyarrow reads a column with bytes that are not UTF-8 as binary
+    if tbl.num_rows == 0:
+        raise EmptyInputError(f"{source}: the file has a header but no rows. Fix: export the data again.")
+    df = table_to_frame(tbl)
+    df.columns = [str(c).strip() for c in df.columns]
+    df = _drop_blank_rows(df)
+    if len(df) == 0:
+        raise EmptyInputError(f"{source}: the file has a header but no rows. Fix: export the data again.")
+    return df, decimal
+
+
+def _drop_blank_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Drop rows with every cell empty; if any, add ``_row`` (spreadsheet row numbers) to the rest."""
+    if len(df) == 0 or len(df.columns) == 0:
+        return df
+    first = df.iloc[:, 0]
+    cand = first.isna().to_numpy()
+    if not cand.any():
+        return df
+    idx = np.flatnonzero(cand)
+    sub = df.iloc[idx]
+    blank_sub = sub.isna().all(axis=1).to_numpy()
+    if not blank_sub.any():
+        return df
+    blank = np.zeros(len(df), dtype=bool)
+    blank[idx[blank_sub]] = True
+    out = df.loc[~blank].copy()
+    out["_row"] = np.flatnonzero(~blank).astype(np.int64) + 2
+    return out.reset_index(drop=True)
+
+
+def _check_utf8(data: bytes, source: str) -> None:
+    if data.isascii():
+        return
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        row = data[: exc.start].count(b"\n") + 1
+        bad = data[exc.start : exc.start + 1]
+        raise EncodingError(
+            f"{source}, row {row}: byte {bad!r} at offset {exc.start} is not UTF-8. "
+            "Fix: save the file as UTF-8, or pass encoding='cp1252' (Windows/Excel) or encoding='latin-1'."
+        ) from None
+
+
+def _find_row(data: bytes, fragment: str) -> int | None:
+    pos = data.find(fragment.encode("utf-8", "replace"))
+    return None if pos < 0 else data[:pos].count(b"\n") + 1
+
+

@@ -1,0 +1,551 @@
+"""What each report template sees: plain data built from salesproc's result objects.
+
+Templates get dictionaries, lists, strings, numbers and timestamps, never live objects, so a
+user's template (rendered in the sandbox) can read everything and change nothing. The context of
+every report has:
+
+``report``
+    ``kind``, ``kicker``, ``title``, ``subtitle``, ``as_of``, ``source``.
+``version``
+    salesproc's version.
+``words``
+    ``unit``/``units`` (deal/deals or project/projects), ``won`` (won / finished on time),
+    ``win_rate`` and ``success``.
+``charts``
+    Inline SVG charts by name (empty for Markdown).
+``links``
+    ``case_id -> relative link`` of per-deal reports (batch runs; else empty).
+
+plus one of ``process``/``checklist`` (a template), ``plan``, ``deal`` (and its ``checklist``),
+or ``pipeline`` (see the builders below).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from salesproc.render._charts import MilestoneBar, ReportCanvas
+from salesproc.template._template import ProcessTemplate
+
+if TYPE_CHECKING:
+    from salesproc.plan._plan import Plan
+    from salesproc.review._review import DealReview, Review
+
+__all__ = [
+    "FLAG_LABELS",
+    "checklist_context",
+    "deal_context",
+    "kind_of",
+    "pipeline_context",
+    "plan_context",
+    "process_context",
+]
+
+FLAG_LABELS = {
+    "stalled": "Stalled",
+    "slipping": "Slipping against its plan",
+    "missing_critical": "Missing critical activity",
+    "single_threaded": "Single-threaded",
+    "regressed": "Went backwards",
+    "close_date_pushed": "Close date pushed",
+}
+
+ReportKind = str  # "process" | "plan" | "deal" | "pipeline"
+
+
+def kind_of(obj: Any) -> ReportKind:
+    """Which kind of report ``obj`` makes, or a ``TypeError`` naming what is accepted."""
+    if isinstance(obj, ProcessTemplate):
+        return "process"
+    from salesproc.plan._plan import Plan
+    from salesproc.review._review import DealReview, Review
+
+    if isinstance(obj, Plan):
+        return "plan"
+    if isinstance(obj, DealReview):
+        return "deal"
+    if isinstance(obj, Review):
+        return "pipeline"
+    raise TypeError(
+        "The 'obj' parameter of render_report must be a ProcessTemplate, a Plan, a Review or a DealReview. "
+        f"Got {type(obj).__name__} instead."
+    )
+
+
+def _words(kind: str, success: str = "won") -> dict[str, str]:
+    deal = kind == "deal"
+    return {
+        "unit": "deal" if deal else "project",
+        "units": "deals" if deal else "projects",
+        "Units": "Deals" if deal else "Projects",
+        "won": "won" if deal else "finished on time",
+        "win_rate": "win rate" if deal else "on-time rate",
+        "success": success,
+        "time_to": "Time to a win" if deal else "Time to finish",
+        "goal": "win" if deal else "finish on time",
+    }
+
+
+def _version() -> str:
+    from salesproc._version import __version__
+
+    return __version__
+
+
+def _f(x: Any) -> float | None:
+    """A finite float or None."""
+    if x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _s(x: Any) -> str | None:
+    """A string or None (pandas missing values become None)."""
+    if x is None:
+        return None
+    try:
+        if pd.isna(x):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(x)
+
+
+def _ts(x: Any) -> pd.Timestamp | None:
+    if x is None:
+        return None
+    try:
+        t = pd.Timestamp(x)
+    except (TypeError, ValueError):
+        return None
+    return None if pd.isna(t) else t
+
+
+def _base(kind: str, *, kicker: str, title: str, subtitle: str = "", as_of: Any = None, source: str = "",
+          words: dict[str, str]) -> dict[str, Any]:
+    return {
+        "report": {"kind": kind, "kicker": kicker, "title": title, "subtitle": subtitle,
+                   "as_of": _ts(as_of), "source": source},
+        "version": _version(),
+        "words": words,
+        "charts": {},
+        "links": {},
+    }
+
+
+# --- the process template ----------------------------------------------------------------------------
+
+
+def _milestones(t: ProcessTemplate) -> list[dict[str, Any]]:
+    return [m.model_dump(mode="python") for m in sorted(t.milestones, key=lambda m: m.order)]
+
+
+def process_context(t: ProcessTemplate, *, canvas: ReportCanvas | None) -> dict[str, Any]:
+    """``process``: the template as data (``milestones`` in order, ``critical``, ``warnings``,
+    ``other_activities``, ``dependencies``, ``cycle_time``, ``caveats``, ``proposals``,
+    ``provenance``) and ``charts.durations``."""
+    words = _words(t.kind, t.success)
+    data = t.model_dump(mode="python")
+    ms = _milestones(t)
+    acts = [a.model_dump(mode="python") for a in t.activities]
+    crit = [a for a in acts if a["critical"]]
+    prov = data["provenance"]
+    n_closed = prov.get("closed_cases") or 0
+    period = ""
+    if prov.get("first_event") and prov.get("last_event"):
+        period = f" ({str(prov['first_event'])[:10]} to {str(prov['last_event'])[:10]})"
+    subtitle = (
+        f"How our {words['units']} are {words['won']}, learnt from {n_closed:,} closed {words['units']}{period}"
+        if n_closed else f"The {words['unit']} process as written"
+    )
+    first = ms[0]["evidence"]["to_success"] if ms else None
+    ctx = _base(
+        "process",
+        kicker="Our process on one page",
+        title=f"{t.name} v{t.version}",
+        subtitle=subtitle,
+        as_of=prov.get("as_of"),
+        source=prov.get("source") or "",
+        words=words,
+    )
+    ctx["process"] = {
+        **data,
+        "milestones": ms,
+        "critical": crit,
+        "warnings": [a for a in acts if a["requirement"] == "warning"],
+        "other_activities": [a for a in acts if a["requirement"] == "none"],
+        "required": [a for a in crit if a["requirement"] == "required"],
+        "overall": first,
+        "explicit_dependencies": data["dependencies"],
+    }
+    if canvas is not None and ms:
+        bars = [MilestoneBar(m["name"], _f(m["p50_days"]), _f(m["p80_days"])) for m in ms]
+        ctx["charts"]["durations"] = canvas.milestone_chart(
+            bars, label="Typical time in each milestone: p50 (dark) and p80 (light), in days"
+        )
+    return ctx
+
+
+# --- checklists ---------------------------------------------------------------------------------------
+
+
+def _item(a: Any, kind: str, state: str | None, done_at: Any) -> dict[str, Any]:
+    ev = a.evidence
+    return {
+        "what": a.name,
+        "kind": kind,
+        "requirement": a.requirement,
+        "owner": a.owner_role,
+        "due_days_before": _f(a.due_days_before) if kind == "activity" else None,
+        "effect": _f(ev.risk_difference) if ev else None,
+        "effect_ci": tuple(ev.ci) if ev else (None, None),
+        "n": ev.n if ev else None,
+        "note": a.note,
+        "state": state,
+        "done_at": _ts(done_at),
+    }
+
+
+def _checklist(
+    t: ProcessTemplate,
+    *,
+    current_order: int | None = None,
+    gaps: Mapping[str, str] | None = None,
+    reached: Mapping[str, Any] | None = None,
+    done_acts: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Milestones in order, each with its exit criteria, the critical activities due by it and the
+    warning signs to avoid.
+
+    For a deal (``current_order`` given: its milestone's position, 0 before the first) every line
+    has a ``state``. Milestones: ``done`` (reached, with ``reached_at``), ``skipped`` (passed
+    without reaching it), ``current`` or ``todo``. Critical activities: ``done`` (with
+    ``done_at``), ``overdue`` or ``due`` (the review's gaps) or ``todo``. Warning signs:
+    ``happened`` (with ``done_at``) or ``clear``. Exit criteria: ``done`` once the deal has moved
+    past the milestone, else ``todo``.
+    """
+    reached = reached or {}
+    done_acts = done_acts or {}
+    gaps = gaps or {}
+    deal = current_order is not None
+    cur = current_order or 0
+    out: list[dict[str, Any]] = []
+    ms = sorted(t.milestones, key=lambda m: m.order)
+    for i, m in enumerate(ms, start=1):
+        state = None
+        if deal:
+            if i < cur:
+                state = "done" if m.name in reached or not reached else "skipped"
+            else:
+                state = "current" if i == cur else "todo"
+        items: list[dict[str, Any]] = []
+        for a in t.activities:
+            if a.milestone != m.name or a.requirement not in ("required", "recommended", "warning"):
+                continue
+            warning = a.requirement == "warning"
+            a_state = None
+            if deal:
+                if warning:
+                    a_state = "happened" if a.name in done_acts else "clear"
+                elif a.name in done_acts:
+                    a_state = "done"
+                else:
+                    a_state = gaps.get(a.name, "todo")
+            items.append(_item(a, "avoid" if warning else "activity", a_state, done_acts.get(a.name)))
+        items.sort(key=lambda x: (x["kind"] == "avoid", -(x["due_days_before"] or 0)))
+        for c in m.exit_criteria:
+            items.append(
+                {
+                    "what": c, "kind": "exit", "requirement": "exit", "owner": m.owner_role,
+                    "due_days_before": None, "effect": None, "effect_ci": (None, None), "n": None,
+                    "note": None, "state": ("done" if state == "done" else "todo") if deal else None, "done_at": None,
+                }
+            )
+        ev = m.evidence
+        out.append(
+            {
+                "order": i,
+                "name": m.name,
+                "owner_role": m.owner_role,
+                "p50_days": _f(m.p50_days),
+                "p80_days": _f(m.p80_days),
+                "to_next": ev.to_next.model_dump() if ev.to_next else None,
+                "to_success": ev.to_success.model_dump() if ev.to_success else None,
+                "state": state,
+                "reached_at": _ts(reached.get(m.name)),
+                "items": items,
+            }
+        )
+    # warning signs not tied to a milestone go with the first one
+    if out:
+        for a in t.activities:
+            if a.requirement == "warning" and a.milestone is None:
+                st = ("happened" if a.name in done_acts else "clear") if deal else None
+                out[0]["items"].append(_item(a, "avoid", st, done_acts.get(a.name)))
+    return out
+
+
+def checklist_context(obj: ProcessTemplate | DealReview, *, template: ProcessTemplate | None = None,
+                      canvas: ReportCanvas | None = None) -> dict[str, Any]:
+    """The milestone checklist of a template (``checklist``), or of one deal (``checklist`` with
+    states, and ``deal``)."""
+    if isinstance(obj, ProcessTemplate):
+        t = obj
+        words = _words(t.kind, t.success)
+        ctx = _base("checklist", kicker="Milestone checklist", title=f"{t.name} v{t.version}",
+                    subtitle=f"What to have done at each milestone of a {words['unit']}, and who owns it",
+                    as_of=t.provenance.as_of, source=t.provenance.source, words=words)
+        ctx["checklist"] = _checklist(t)
+        ctx["deal"] = None
+        ctx["process"] = {"name": t.name, "version": t.version, "kind": t.kind}
+        return ctx
+    if template is None:
+        raise TypeError("a deal's checklist needs the review's template")
+    ctx = deal_context(obj, template=template, canvas=None)
+    ctx["report"]["kicker"] = "Milestone checklist"
+    ctx["report"]["kind"] = "checklist"
+    return ctx
+
+
+# --- one deal --------------------------------------------------------------------------------------------
+
+
+def risk_level(probability: float | None, n_flags: int) -> str:
+    """``high``, ``medium`` or ``low``: from the win probability, one level worse with two or more flags.
+
+    >>> risk_level(0.2, 0), risk_level(0.55, 0), risk_level(0.8, 2)
+    ('high', 'medium', 'medium')
+    """
+    levels = ["low", "medium", "high"]
+    p = 0.5 if probability is None else probability
+    i = 2 if p < 0.3 else (1 if p < 0.6 else 0)
+    if n_flags >= 2:
+        i = min(i + 1, 2)
+    return levels[i]
+
+
+def _deal_dict(d: DealReview) -> dict[str, Any]:
+    data = d.to_dict()
+    data["flags"] = [{**f, "label": FLAG_LABELS.get(f["name"], f["name"])} for f in data["flags"]]
+    data["risk"] = risk_level(d.probability, len(d.flags))
+    data["base_reason"] = data["reasons"][0]["text"] if data["reasons"] and data["reasons"][0]["points"] is None else None
+    data["reasons"] = [r for r in data["reasons"] if r["points"] is not None]
+    data["overdue"] = [g for g in data["gaps"] if g["status"] == "overdue"]
+    data["due"] = [g for g in data["gaps"] if g["status"] == "due"]
+    data["reached"] = [{"milestone": n, "at": at} for n, at in d.reached]
+    data["done"] = [{"activity": n, "at": at} for n, at in d.done]
+    data["title"] = d.case_id
+    return data
+
+
+def _deal_bars(d: DealReview, t: ProcessTemplate) -> list[MilestoneBar]:
+    """The deal's time in each milestone it passed (first reach to the next milestone's) and in
+    its current one, against the template's p50/p80."""
+    ms = sorted(t.milestones, key=lambda m: m.order)
+    reached = dict(d.reached)
+    order = [m.name for m in ms if m.name in reached]
+    spent: dict[str, float] = {}
+    for a, b in itertools.pairwise(order):
+        spent[a] = max((reached[b] - reached[a]).total_seconds() / 86_400, 0.0)
+    bars = []
+    for i, m in enumerate(ms, start=1):
+        actual: float | None
+        if i == d.milestone_order:
+            state, actual = "current", d.days_in_milestone
+        elif i < d.milestone_order:
+            state = "done" if m.name in reached or not reached else "skipped"
+            actual = spent.get(m.name)
+        else:
+            state, actual = "todo", None
+        bars.append(MilestoneBar(m.name, _f(m.p50_days), _f(m.p80_days), actual, state))
+    return bars
+
+
+def deal_context(d: DealReview, *, template: ProcessTemplate, canvas: ReportCanvas | None,
+                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``deal``: the :class:`DealReview` as data (plus ``risk``, flag ``label``, ``overdue``/``due``
+    gaps, ``base_reason``, ``reached`` and ``done`` with dates), ``checklist`` (the template's,
+    with this deal's states) and ``charts.position`` (time in each milestone against the
+    template)."""
+    words = _words(template.kind, template.success)
+    deal = _deal_dict(d)
+    if extra:
+        deal.update(extra)
+    where = d.milestone or "before the first milestone"
+    ctx = _base(
+        "deal_review",
+        kicker=f"{words['unit'].capitalize()} review",
+        title=str(deal.get("name") or d.case_id),
+        subtitle=f"{where}, {d.days_in_milestone:.0f} days in; rank {d.rank} in the pipeline",
+        as_of=d.as_of,
+        source=f"template {template.name} v{template.version}",
+        words=words,
+    )
+    ctx["deal"] = deal
+    ctx["checklist"] = _checklist(
+        template,
+        current_order=d.milestone_order,
+        gaps={g.activity: g.status for g in d.gaps},
+        reached=dict(d.reached),
+        done_acts=dict(d.done),
+    )
+    ctx["process"] = {"name": template.name, "version": template.version, "kind": template.kind}
+    if canvas is not None and template.milestones:
+        ctx["charts"]["position"] = canvas.milestone_chart(
+            _deal_bars(d, template),
+            label=f"Time in each milestone: the template's p50 and p80, and this {words['unit']}'s",
+        )
+    return ctx
+
+
+# --- the pipeline ----------------------------------------------------------------------------------------
+
+
+def _row(r: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in r.items():
+        if isinstance(v, float):
+            out[k] = _f(v)
+        elif isinstance(v, pd.Timestamp) or k.endswith("_by"):
+            out[k] = _ts(v)
+        elif hasattr(v, "item") and not isinstance(v, (str, bytes)):
+            out[k] = v.item()
+        else:
+            out[k] = _s(v) if not isinstance(v, (bool, int)) else v
+    return out
+
+
+def pipeline_context(review: Review, *, canvas: ReportCanvas | None, charts: bool = True,
+                     max_rows: int | None = None) -> dict[str, Any]:
+    """``pipeline``: ``summary`` (``Review.summary()``), ``rows`` (the pipeline table, most at risk
+    first, each with ``risk_level`` and ``flag_labels``), ``flag_counts``, ``by_milestone``,
+    ``caveats``, ``model``, ``template``; ``charts.risk`` and ``charts.ageing``."""
+    t = review.template
+    words = _words(t.kind, t.success)
+    frame = review.to_frame()
+    if max_rows is not None:
+        frame = frame.head(max_rows)
+    rows = []
+    for rec in frame.to_dict("records"):
+        r = _row({str(k): v for k, v in rec.items()})
+        names = [f.strip() for f in (r.get("flags") or "").split(",") if f.strip()]
+        r["flag_list"] = [{"name": n, "label": FLAG_LABELS.get(n, n)} for n in names]
+        r["risk_level"] = risk_level(r.get("probability"), len(names))
+        rows.append(r)
+    s = review.summary()
+    full = review.to_frame()
+    by_ms = []
+    for name in [*t.milestone_names, None]:
+        sel = full[full["milestone"].isna()] if name is None else full[full["milestone"] == name]
+        if name is None and sel.empty:
+            continue
+        by_ms.append({
+            "milestone": name or "before the first milestone",
+            "deals": len(sel),
+            "amount": _f(sel["amount"].sum(min_count=1)),
+            "expected_value": _f((sel["probability"] * sel["amount"]).sum(min_count=1)),
+            "stalled": int(sel["stalled"].sum()),
+            "mean_probability": _f(sel["probability"].mean()) if len(sel) else None,
+        })
+    ctx = _base(
+        "pipeline_review",
+        kicker="Pipeline review",
+        title=f"{s['open_deals']:,} open {words['units']} as of {review.as_of.date()}",
+        subtitle=(f"{s['flagged']:,} flagged; most at risk first (risk × amount). "
+                  f"Template {t.name} v{t.version}."),
+        as_of=review.as_of,
+        source=t.provenance.source or "",
+        words=words,
+    )
+    m = review.model
+    ctx["pipeline"] = {
+        "summary": s,
+        "rows": rows,
+        "shown": len(rows),
+        "total": len(review),
+        "flag_counts": [{"name": f, "label": FLAG_LABELS.get(f, f), "count": int(s.get(f, 0))}
+                        for f in FLAG_LABELS],
+        "by_milestone": by_ms,
+        "caveats": list(review.caveats),
+        "model": {"snapshots": m.snapshots, "cases": m.cases, "successes": m.successes,
+                  "horizon_days": m.horizon_days, "heldout_auc": m.heldout_auc},
+        "template": {"name": t.name, "version": t.version},
+    }
+    if canvas is not None and charts and len(full):
+        from salesproc.render._charts import pipeline_chart
+
+        ctx["charts"].update(pipeline_chart(review))
+    return ctx
+
+
+# --- plans -------------------------------------------------------------------------------------------------
+
+
+def plan_context(plan: Plan, *, canvas: ReportCanvas | None) -> dict[str, Any]:
+    """``plan``: the :class:`Plan` as data (``goal``, ``items`` with ``done``/``remaining``,
+    ``windows`` (overdue, this week, next two weeks), ``critical_path``, ``message``, ``notes``)
+    and ``charts.gantt``."""
+    words = _words(plan.kind)
+    items = []
+    for it in plan.items:
+        d = asdict(it)
+        d["done"] = it.done
+        d["remaining"] = it.remaining
+        items.append(d)
+    by = {i["name"]: i for i in items}
+    goal = asdict(plan.goal)
+    sides = ("Seller", "Buyer") if plan.kind == "deal" else ("Delivery team", "Customer")
+    title = f"Plan: {plan.goal.success}" + (f" ({plan.case_id})" if plan.case_id else "")
+    ctx = _base(
+        "plan",
+        kicker="Mutual action plan" if plan.kind == "deal" else "Delivery plan",
+        title=title,
+        subtitle=(f"{plan.case_id + ': ' if plan.case_id else ''}target {plan.target_date.date()}; "
+                  f"{plan.headline}"),
+        as_of=plan.as_of,
+        source=f"template {plan.template_name}",
+        words=words,
+    )
+    ctx["plan"] = {
+        "case_id": plan.case_id,
+        "template_name": plan.template_name,
+        "kind": plan.kind,
+        "goal": goal,
+        "owners": [{"side": sides[0], "who": plan.goal.seller_owner}, {"side": sides[1], "who": plan.goal.buyer_owner}],
+        "as_of": plan.as_of,
+        "target_date": plan.target_date,
+        "probability": plan.probability,
+        "p_success": plan.p_success,
+        "p50_date": plan.p50_date,
+        "p80_date": plan.p80_date,
+        "earliest_date": plan.earliest_date,
+        "median_days": plan.median_days,
+        "current": plan.current,
+        "headline": plan.headline,
+        "message": plan.message,
+        "notes": list(plan.notes),
+        "items": items,
+        "critical_path": list(plan.critical_path),
+        "windows": [
+            {"label": "Overdue", "items": [by[n] for n in plan.overdue if n in by]},
+            {"label": "This week", "items": [by[n] for n in plan.this_week if n in by]},
+            {"label": "Next two weeks", "items": [by[n] for n in plan.next_two_weeks if n in by]},
+        ],
+        "n_simulations": plan.n_simulations,
+        "seed": plan.seed,
+    }
+    if canvas is not None and plan.items:
+        from salesproc.render._charts import plan_chart
+
+        ctx["charts"]["gantt"] = plan_chart(plan)
+    return ctx

@@ -1,0 +1,1311 @@
+"""Deal review: where each open deal stands, what is missing, the risk, and what to do about it.
+
+:func:`review_deals` reviews every case open at ``as_of`` against the team's own template and
+history, and explains every number.
+
+Method, in short:
+
+* **Position**: the milestone each deal is in (its last template milestone event), how long it has
+  been there against the template's censoring-aware distribution (a percentile), and its age
+  against the cycle time of won deals.
+* **Probability of success** from the team's own history at the same position and age. Past cases
+  are seen open at regular moments (landmark snapshots, as many per case as it was open long), each
+  with where it stood then: milestone, time in it, age, which of the template's critical activities
+  and warning signs had happened, whether it had gone backwards, how many people were involved.
+  A ridge-penalised logistic regression on those few features gives the win probability, Platt
+  scaling on held-out folds calibrates it, and a case-clustered sandwich covariance gives its 95%
+  interval. As in :func:`salesproc.derive_template`, a snapshot keeps its case's outcome only if the
+  outcome had time to show (the snapshot is at least the horizon H before ``as_of``; cases still
+  open then count as failures). Only what was known at ``as_of`` is used (``history.as_of``).
+* **Reasons** are each feature's contribution against a typical deal in the same milestone, in
+  probability points, with the history's evidence (n, effect, interval).
+* **Flags**: stalled (time in milestone above the template's p80), slipping (a plan's latest safe
+  date passed), missing critical activity (due by a milestone already reached), single-threaded
+  (one person where the data has people), late-stage regression (a milestone revisited after a
+  later one), close date pushed (``close_date_changes > 0`` or ``expected_close`` passed).
+* **Actions**: missing critical activities ordered by what doing them would add to this deal's
+  probability (the model's estimate), and for stalled deals what past deals stalled in the same
+  milestone that still won did next (a landmark comparison at stall + window).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from html import escape
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from salesproc.errors import SalesprocError
+from salesproc.history._history import History, _ts
+from salesproc.review._model import (
+    Fitted,
+    KeyActivity,
+    Recovery,
+    cell_rates,
+    fit_model,
+    percentile_from_quantiles,
+    recovery_table,
+    stage_rates,
+    wilson_arrays,
+    won_visit_days,
+)
+from salesproc.review._positions import (
+    DAY_NS,
+    NAT,
+    NEVER,
+    PEOPLE_COLUMNS,
+    CaseArrays,
+    State,
+    training_snapshots,
+)
+from salesproc.template._template import ProcessTemplate
+
+__all__ = [
+    "Action",
+    "DealReview",
+    "Flag",
+    "Gap",
+    "PlanSlip",
+    "Reason",
+    "Review",
+    "ReviewError",
+    "ReviewModel",
+    "review_deals",
+]
+
+FLAGS = ("stalled", "slipping", "missing_critical", "single_threaded", "regressed", "close_date_pushed")
+OVERDUE_DAYS = 3  # an overdue critical activity is due within this many days of the review
+STALL_ACTION_DAYS = 7  # a recovery step for a stalled deal is due within a week
+# plan columns read for the slipping flag, first present wins: the 80% latest safe date first
+DATE_COLUMNS = ("latest_p80", "latest_safe_80", "latest_safe", "latest_p50", "latest_safe_50", "due")
+
+
+class ReviewError(SalesprocError, ValueError):
+    """A review cannot be made from this history and template."""
+
+
+# --- result objects ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A risk flag and why it fired."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A critical activity the deal has not done: ``overdue`` (due by a milestone it already
+    reached) or ``due`` (to do before its next milestone), with the history's evidence."""
+
+    activity: str
+    due_by: str | None
+    status: Literal["overdue", "due"]
+    owner_role: str | None
+    risk_difference: float | None
+    ci: tuple[float | None, float | None]
+    n: int | None
+    q: float | None
+    evidence: str
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason the probability is high or low: ``points`` is its effect on this deal's
+    probability (0.05 = 5 points), against a typical deal in the same milestone."""
+
+    text: str
+    points: float | None
+
+
+@dataclass(frozen=True)
+class Action:
+    """A concrete step: what, who (a role), by when, and what it is expected to add."""
+
+    what: str
+    owner: str | None
+    by: pd.Timestamp
+    effect: float | None
+    why: str
+    source: Literal["template", "history", "flag", "plan"]
+
+
+@dataclass(frozen=True)
+class PlanSlip:
+    """A plan item not done whose latest safe date has passed."""
+
+    item: str
+    latest_safe: pd.Timestamp
+    slip_days: float
+
+
+@dataclass(frozen=True)
+class DealReview:
+    """One open deal, reviewed: position, probability with interval, reasons, flags, gaps, actions."""
+
+    case_id: str
+    as_of: pd.Timestamp
+    rank: int
+    amount: float | None
+    owner: str | None
+    milestone: str | None
+    milestone_order: int
+    days_in_milestone: float
+    milestone_percentile: float | None
+    milestone_p50: float | None
+    milestone_p80: float | None
+    age_days: float
+    age_percentile: float | None
+    probability: float
+    probability_low: float
+    probability_high: float
+    stage_rate: float
+    comparable_n: int
+    comparable_won: int
+    comparable_low: float | None
+    comparable_high: float | None
+    comparable_text: str
+    expected_loss: float | None
+    reasons: tuple[Reason, ...]
+    flags: tuple[Flag, ...]
+    gaps: tuple[Gap, ...]
+    actions: tuple[Action, ...]
+    plan_slips: tuple[PlanSlip, ...] = ()
+    #: template milestones reached (first date, template order) and template activities done (first date)
+    reached: tuple[tuple[str, pd.Timestamp], ...] = ()
+    done: tuple[tuple[str, pd.Timestamp], ...] = ()
+    #: the process template the deal was reviewed against (reports draw its checklist from it)
+    template: ProcessTemplate | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def flag_names(self) -> list[str]:
+        return [f.name for f in self.flags]
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        out = asdict(replace(self, template=None))
+        out.pop("template")
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"<DealReview {self.case_id}: {self.milestone or 'no milestone yet'} for "
+            f"{self.days_in_milestone:.0f} days, p={self.probability:.0%} "
+            f"[{self.probability_low:.0%}, {self.probability_high:.0%}], flags: {', '.join(self.flag_names) or 'none'}>"
+        )
+
+    def __str__(self) -> str:
+        lines = [
+            f"Deal {self.case_id} (rank {self.rank}) as of {self.as_of.date()}",
+            f"  position: {self.milestone or 'before the first milestone'}, {self.days_in_milestone:.0f} days"
+            + (f" (longer than {self.milestone_percentile:.0%} of visits)" if self.milestone_percentile is not None else "")
+            + f"; age {self.age_days:.0f} days",
+            f"  probability: {self.probability:.0%} [{self.probability_low:.0%}, {self.probability_high:.0%}]"
+            f"; {self.comparable_text}",
+        ]
+        lines += [f"  reason: {r.text}" for r in self.reasons]
+        lines += [f"  flag {f.name}: {f.reason}" for f in self.flags]
+        lines += [f"  gap ({g.status}): {g.activity} - {g.evidence}" for g in self.gaps]
+        lines += [
+            f"  action: {a.what} (owner {a.owner or 'deal owner'}, by {a.by.date()}"
+            + (f", {a.effect * 100:+.0f} points" if a.effect is not None else "")
+            + f") - {a.why}"
+            for a in self.actions
+        ]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        def ul(items: list[str]) -> str:
+            return "<ul>" + "".join(f"<li>{escape(x)}</li>" for x in items) + "</ul>" if items else "<p>none</p>"
+
+        acts = [
+            f"{a.what} — owner {a.owner or 'deal owner'}, by {a.by.date()}"
+            + (f" ({a.effect * 100:+.0f} points)" if a.effect is not None else "")
+            + f": {a.why}"
+            for a in self.actions
+        ]
+        return (
+            f"<div class='salesproc-deal'><h4>{escape(self.case_id)}</h4>"
+            f"<p>{escape(self.milestone or 'before the first milestone')} for {self.days_in_milestone:.0f} days; "
+            f"probability {self.probability:.0%} [{self.probability_low:.0%}, {self.probability_high:.0%}]</p>"
+            f"<p><em>Reasons</em></p>{ul([r.text for r in self.reasons])}"
+            f"<p><em>Flags</em></p>{ul([f'{f.name}: {f.reason}' for f in self.flags])}"
+            f"<p><em>Gaps</em></p>{ul([f'{g.activity} ({g.status}): {g.evidence}' for g in self.gaps])}"
+            f"<p><em>Actions</em></p>{ul(acts)}</div>"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class ReviewModel:
+    """What the probabilities were fitted on, for traceability."""
+
+    snapshots: int
+    cases: int
+    successes: int
+    horizon_days: float
+    step_days: float
+    platt: tuple[float, float]
+    heldout_auc: float | None
+    coefficients: pd.DataFrame
+    people_column: str | None
+    relaxed_horizon: bool
+
+    def __repr__(self) -> str:
+        return (
+            f"<ReviewModel fitted on {self.snapshots:,} snapshots of {self.cases:,} cases "
+            f"(horizon {self.horizon_days:.0f} days, every {self.step_days:.1f} days)>"
+        )
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Arrays behind the pipeline table, kept to build each deal's review on demand."""
+
+    arrays: CaseArrays
+    fitted: Fitted
+    key: list[KeyActivity]
+    crit: list[KeyActivity]
+    open_idx: np.ndarray
+    state: State
+    contrib: np.ndarray  # (m, G) probability points per reason group
+    groups: list[str]
+    gap_status: np.ndarray  # (m, C) 0 none, 1 due, 2 overdue (critical activities)
+    act_gain: np.ndarray  # (m, C) probability gain from doing each critical activity
+    people_gain: np.ndarray  # (m,)
+    won_days: list[np.ndarray]
+    recovery: dict[int, list[Recovery]]
+    p50: np.ndarray
+    p80: np.ndarray
+    stage_n: np.ndarray
+    stage_k: np.ndarray
+    people_share: np.ndarray  # per stage+1: share of successful snapshots with >= 2 people
+    people_share_n: np.ndarray
+    kind: str
+    slips: dict[int, tuple[PlanSlip, ...]]
+    close_changes: np.ndarray
+    expected_close: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Review:
+    """The review of every open deal at ``as_of``: immutable, one row per deal.
+
+    ``to_frame()`` is the pipeline table (sorted by expected loss: risk times amount);
+    ``review[case_id]`` gives a :class:`DealReview`; iterating yields them in pipeline order.
+    """
+
+    as_of: pd.Timestamp
+    template: ProcessTemplate
+    model: ReviewModel
+    caveats: tuple[str, ...]
+    _frame: pd.DataFrame = field(repr=False)
+    _ctx: _Context = field(repr=False)
+    _rows: dict[str, int] = field(repr=False)
+    _cache: dict[str, DealReview] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The pipeline table: one row per open deal, most at risk (risk x amount) first."""
+        return self._frame.copy()
+
+    def __len__(self) -> int:
+        return len(self._frame)
+
+    def __iter__(self) -> Iterator[DealReview]:
+        for cid in self._frame["case_id"]:
+            yield self[cid]
+
+    def __contains__(self, case_id: object) -> bool:
+        return str(case_id) in self._row_of
+
+    @property
+    def case_ids(self) -> list[str]:
+        return self._frame["case_id"].tolist()
+
+    @property
+    def _row_of(self) -> dict[str, int]:
+        return self._rows
+
+    def __getitem__(self, case_id: str) -> DealReview:
+        cid = str(case_id)
+        hit = self._cache.get(cid)
+        if hit is not None:
+            return hit
+        row = self._row_of.get(cid)
+        if row is None:
+            raise KeyError(
+                f"no open deal {cid!r} in this review ({len(self):,} open deals as of {self.as_of.date()}); "
+                "closed or later deals are not reviewed"
+            )
+        dr = _deal_review(self, row)
+        self._cache[cid] = dr
+        return dr
+
+    def flagged(self, flag: str) -> pd.DataFrame:
+        """Rows of the pipeline table with ``flag`` set (one of :data:`FLAGS`)."""
+        if flag not in FLAGS:
+            raise ValueError(f"The 'flag' parameter of Review.flagged must be one of {list(FLAGS)}. Got {flag!r} instead.")
+        f = self._frame
+        return f[f[flag]].copy()
+
+    def recovery_table(self) -> pd.DataFrame:
+        """What past deals stalled in each milestone (beyond its p80) did next, with the evidence:
+        of ``stalled`` deals still open ``window_days`` after the stall, ``won`` succeeded; ``won_did`` of
+        those did the activity in the window; success with it ``k_did``/``n_did`` against without it
+        ``k_not``/``n_not``, risk difference ``rd`` with Newcombe 95% interval (only those above zero)."""
+        from dataclasses import asdict
+
+        rows = [asdict(r) for k in sorted(self._ctx.recovery) for r in self._ctx.recovery[k]]
+        cols = ["milestone", "activity", "stalled", "won", "won_did", "n_did", "k_did", "n_not", "k_not", "rd",
+                "low", "high", "window_days", "role"]
+        return pd.DataFrame(rows, columns=cols)
+
+    def summary(self) -> dict[str, Any]:
+        f = self._frame
+        return {
+            "as_of": self.as_of.isoformat(),
+            "open_deals": len(f),
+            "flagged": int((f["n_flags"] > 0).sum()),
+            **{flag: int(f[flag].sum()) for flag in FLAGS},
+            "expected_value": float(np.nansum(f["probability"] * f["amount"])),
+            "expected_loss": float(np.nansum(f["expected_loss"])),
+            "mean_probability": float(f["probability"].mean()) if len(f) else float("nan"),
+        }
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (
+            f"<Review {s['open_deals']:,} open deals as of {self.as_of.date()} "
+            f"(template {self.template.name!r} v{self.template.version}): {s['flagged']:,} flagged, "
+            f"expected loss {s['expected_loss']:,.0f}>"
+        )
+
+    def _repr_html_(self, max_rows: int = 20) -> str:
+        f = self._frame.head(max_rows)
+        rows = "".join(_pipeline_row({str(k): v for k, v in x.items()}) for x in f.to_dict("records"))
+        s = self.summary()
+        cav = "".join(f"<li>{escape(c)}</li>" for c in self.caveats)
+        more = f"<p>... {len(self) - max_rows:,} more deals: review.to_frame()</p>" if len(self) > max_rows else ""
+        return (
+            f"<div class='salesproc-review'><h4>Pipeline review as of {self.as_of.date()}: "
+            f"{s['open_deals']:,} open deals, {s['flagged']:,} flagged</h4>"
+            "<table><tr><th>#</th><th>deal</th><th>owner</th><th>amount</th><th>milestone</th>"
+            "<th>days</th><th>probability</th><th>flags</th><th>next action</th></tr>"
+            f"{rows}</table>{more}" + (f"<p>Caveats:</p><ul>{cav}</ul>" if cav else "") + "</div>"
+        )
+
+
+def _pipeline_row(x: dict[str, Any]) -> str:
+    amount = x["amount"]
+    return (
+        f"<tr><td>{int(x['rank'])}</td><td>{escape(str(x['case_id']))}</td>"
+        f"<td>{escape(x['owner']) if isinstance(x['owner'], str) else ''}</td>"
+        f"<td>{'' if pd.isna(amount) else f'{amount:,.0f}'}</td>"
+        f"<td>{escape(x['milestone']) if isinstance(x['milestone'], str) else '-'}</td>"
+        f"<td>{x['days_in_milestone']:.0f}</td>"
+        f"<td>{x['probability']:.0%} [{x['probability_low']:.0%}, {x['probability_high']:.0%}]</td>"
+        f"<td>{escape(str(x['flags']))}</td>"
+        f"<td>{escape(x['next_action']) if isinstance(x['next_action'], str) else ''}</td></tr>"
+    )
+
+
+# --- the review ----------------------------------------------------------------------------------
+
+
+def review_deals(
+    history: History,
+    template: ProcessTemplate,
+    *,
+    as_of: Any,
+    plans: Mapping[str, Any] | pd.DataFrame | None = None,
+    people: Sequence[str] = PEOPLE_COLUMNS,
+    recovery_days: float = 14.0,
+    case_attributes: bool = True,
+    max_snapshots: int = 30_000,
+    horizon_quantile: float = 0.95,
+    penalty: float = 1.0,
+    folds: int = 3,
+    seed: int = 0,
+) -> Review:
+    """Review every case open at ``as_of`` against the template and the history known then.
+
+    Parameters
+    ----------
+    history
+        Cases and events (:func:`salesproc.load_history`). Only what was known at ``as_of`` is used.
+    template
+        The process template (:func:`salesproc.derive_template` or :func:`salesproc.load_template`);
+        cases of other kinds are left out.
+    as_of
+        The review date. Deals open then are reviewed; the model learns from the history before it.
+    plans
+        Optional plans per deal, for the slipping flag: a mapping ``case_id -> plan`` (a
+        :class:`~salesproc.plan.Plan` or any object with ``to_frame()``, or a DataFrame) or one
+        DataFrame with a ``case_id`` column. Each plan table needs an item column (``item``,
+        ``name``, ``milestone`` or ``activity``) and a date column (``latest_p80`` as
+        :meth:`Plan.to_frame` gives, ``latest_safe``, ``latest_p50`` or ``due``); an optional boolean
+        ``done`` column. An item not done whose date has passed makes the deal slip.
+    people
+        Event columns naming the people on a deal, first present wins (contacts, else owners), for
+        the single-threaded flag.
+    recovery_days
+        Window after a stall in which past deals' next activities are counted.
+    case_attributes
+        Use case attributes that carry no history (``close_date_changes``, ``expected_close``) for
+        the close-date flag. Backtests turn this off: such columns hold the data's final state.
+    max_snapshots
+        Most training snapshots (the snapshot spacing grows to fit).
+    horizon_quantile
+        A snapshot is used only if this quantile of the time to close has passed by ``as_of``.
+    penalty
+        Ridge penalty of the logistic regression (on standardised features).
+    folds
+        Held-out folds for Platt calibration (0 or 1: no calibration step).
+    seed
+        Seed for the snapshot phases and the folds.
+
+    Returns
+    -------
+    Review
+
+    Examples
+    --------
+    >>> import salesproc
+    >>> h, truth = salesproc.synthetic_history(800, seed=2)
+    >>> t = salesproc.derive_template(h, as_of=truth.as_of)
+    >>> r = salesproc.review_deals(h, t, as_of=truth.as_of)
+    >>> len(r) == int((h.cases["outcome"] == "open").sum())
+    True
+    >>> frame = r.to_frame()
+    >>> bool(frame["probability"].between(0, 1).all())
+    True
+    >>> deal = r[frame["case_id"].iloc[0]]
+    >>> deal.probability_low <= deal.probability <= deal.probability_high
+    True
+    """
+    if not isinstance(history, History):
+        raise TypeError(
+            f"The 'history' parameter of review_deals must be a History. Got {type(history).__name__} instead. "
+            "Fix: load it with salesproc.load_history(...)."
+        )
+    if not isinstance(template, ProcessTemplate):
+        raise TypeError(
+            f"The 'template' parameter of review_deals must be a ProcessTemplate. Got {type(template).__name__} "
+            "instead. Fix: salesproc.derive_template(history) or salesproc.load_template(path)."
+        )
+    if as_of is None:
+        raise ValueError("The 'as_of' parameter of review_deals must be a date. Got None instead.")
+    t = _ts(as_of, "as_of")
+    assert t is not None
+    if not template.milestones:
+        raise ReviewError("The template has no milestones. Fix: derive it from a history with milestone events.")
+    for pname, val, floor in (("recovery_days", recovery_days, 0.0), ("max_snapshots", max_snapshots, 1)):
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or val <= floor:
+            raise ValueError(
+                f"The {pname!r} parameter of review_deals must be a number above {floor}. Got {val!r} instead."
+            )
+    if not 0 < horizon_quantile <= 1:
+        raise ValueError(
+            f"The 'horizon_quantile' parameter of review_deals must be in (0, 1]. Got {horizon_quantile!r} instead."
+        )
+
+    caveats: list[str] = []
+    known = template.align(history.as_of(t))  # renamed / merged milestones match their old event names
+    kinds = known._cases["kind"].astype(str)
+    if (kinds != template.kind).any():
+        n_other = int((kinds != template.kind).sum())
+        known = known.select((kinds == template.kind).to_numpy())
+        caveats.append(f"{n_other:,} cases of another kind than the template's ({template.kind}) left out")
+    A = CaseArrays(known, template, people=people)
+    K = len(A.milestones)
+    if len(A.mc) == 0:
+        found = sorted(set(known._events.loc[known._events["type"] == "milestone", "name"].astype(str)))[:10]
+        raise ReviewError(
+            f"None of the template's milestones {A.milestones} occur in the history before {t.date()} "
+            f"(its milestone events: {found or 'none'}). Fix: use a template derived from this history, "
+            "or rename the milestones to match."
+        )
+    if not (A.status != 2).any():
+        raise ReviewError(
+            f"The history holds no closed cases before {t.date()}: there is nothing to learn win rates from. "
+            "Fix: review at a later date or load closed deals too."
+        )
+    as_of_ns = int(t.value)
+    kind = template.kind
+    words = _Words(kind)
+
+    # --- the template's activities the model and the gaps use ------------------------------------
+    col_of = {a: i for i, a in enumerate(A.activities)}
+    ms_index = {m: i for i, m in enumerate(A.milestones)}
+    key: list[KeyActivity] = []
+    missing_acts: list[str] = []
+    for act in template.activities:
+        if act.requirement == "none":
+            continue
+        if act.name not in col_of:
+            missing_acts.append(act.name)
+            continue
+        key.append(KeyActivity(act.name, col_of[act.name], act, ms_index.get(act.milestone) if act.milestone else None))
+    if missing_acts:
+        caveats.append(
+            f"{len(missing_acts)} template activit{'y' if len(missing_acts) == 1 else 'ies'} never occur in the "
+            f"history: {', '.join(missing_acts[:6])}"
+        )
+    crit = [k for k in key if k.activity.critical]
+
+    # --- the model -------------------------------------------------------------------------------
+    snaps = training_snapshots(A, as_of_ns, max_snapshots=int(max_snapshots), horizon_quantile=horizon_quantile, seed=seed)
+    if snaps.relaxed:
+        caveats.append(
+            "the history is short against the time deals take to close: probabilities were learnt from closed "
+            f"{words.units} only and lean towards fast outcomes"
+        )
+    if len(snaps.case) == 0 or snaps.y.all() or not snaps.y.any():
+        raise ReviewError(
+            f"Past {words.units} before {t.date()} are all of one outcome: no win probability can be learnt. "
+            "Fix: review at a later date or load both won and lost deals."
+        )
+    # small dense products: one BLAS thread is faster, and immune to a busy machine
+    with threadpool_limits(limits=1, user_api="blas"):
+        fitted, tst = fit_model(A, snaps, key, penalty=penalty, folds=folds, seed=seed)
+        design = fitted.design
+
+        # --- open deals now ------------------------------------------------------------------------
+        open_idx = np.flatnonzero(A.status == 2)
+        m = len(open_idx)
+        st = A.state_at(open_idx, np.full(m, as_of_ns, dtype=np.int64), [k.col for k in key])
+        X = design.matrix(st, A)
+        # a position the history never saw (e.g. before the first milestone when every past deal
+        # started with one): no basis for time or activity effects, so the deal gets the average
+        unseen = ~np.isin(st.stage, design.stages)
+        if unseen.any():
+            X[unseen] = fitted.ref[st.stage[unseen] + 1]
+            where = sorted({A.milestones[k] if k >= 0 else "before the first milestone" for k in st.stage[unseen]})
+            caveats.append(
+                f"{int(unseen.sum()):,} open {words.units} are at a position no past {words.units[:-1]} was seen in "
+                f"({', '.join(where)}): their probability is the average over all past {words.units}"
+            )
+        eta, p, lo, hi = fitted.predict(X)
+
+    # reasons: each group's contribution against a typical deal in the same milestone
+    groups = list(dict.fromkeys(g for g in design.groups if g not in ("base", "stage")))
+    diff = (X - fitted.ref[st.stage + 1]) * fitted.fit.coef[None, :]
+    contrib = np.zeros((m, len(groups)))
+    garr = np.array(design.groups)
+    for gi, g in enumerate(groups):
+        contrib[:, gi] = diff[:, garr == g].sum(axis=1)
+    # each factor alone, on a typical deal in the same milestone (robust to correlated factors)
+    eta_ref = eta - contrib.sum(axis=1)
+    points = fitted.calibrated(eta_ref[:, None] + contrib) - fitted.calibrated(eta_ref)[:, None]
+
+    # --- milestone timings -------------------------------------------------------------------------
+    tms = {mm.name: mm for mm in template.milestones}
+    p50 = np.array([_nan(tms[n].p50_days) for n in A.milestones] + [np.nan])  # index -1 -> nan
+    p80 = np.array([_nan(tms[n].p80_days) for n in A.milestones] + [np.nan])
+    days_in = st.days_in
+    age = np.maximum(as_of_ns - A.created[open_idx], 0) / DAY_NS
+    pct = np.full(m, np.nan)
+    for k in range(K):
+        sel = st.stage == k
+        if sel.any():
+            pct[sel] = percentile_from_quantiles(days_in[sel], tms[A.milestones[k]].evidence.duration.quantiles)
+    age_pct = (
+        percentile_from_quantiles(age, template.cycle_time.quantiles) if template.cycle_time is not None else np.full(m, np.nan)
+    )
+    stage_p80 = p80[st.stage]
+    stalled = (st.stage >= 0) & np.isfinite(stage_p80) & (days_in > stage_p80)
+
+    # --- evidence from the history -------------------------------------------------------------------
+    srate, sn, sk = stage_rates(tst.stage, snaps.case, snaps.y, K)
+    tpct = np.full(len(tst.case), np.nan)
+    tdays = tst.days_in
+    for k in range(K):
+        sel = tst.stage == k
+        if sel.any():
+            tpct[sel] = percentile_from_quantiles(tdays[sel], tms[A.milestones[k]].evidence.duration.quantiles)
+    tbucket = _bucket(tpct)
+    cn, ck = cell_rates(tst.stage, tbucket, snaps.case, snaps.y, K)
+    obucket = _bucket(pct)
+    comp_n = cn[st.stage + 1, obucket]
+    comp_k = ck[st.stage + 1, obucket]
+    comp_rate, comp_lo, comp_hi = wilson_arrays(comp_k, comp_n)
+
+    # --- gaps and the gain of closing them -----------------------------------------------------------
+    C = len(crit)
+    gap = np.zeros((m, C), dtype=np.int8)
+    gain = np.zeros((m, C))
+    kpos = {k.name: j for j, k in enumerate(key)}
+    for j, ca in enumerate(crit):
+        done = st.done[:, kpos[ca.name]]
+        d = ca.due_index
+        if d is None:
+            due = ~done
+            overdue = np.zeros(m, dtype=bool)
+        else:
+            overdue = ~done & (st.furthest >= d)
+            due = ~done & ~overdue & (st.stage + 1 >= d)
+        gap[:, j] = np.where(overdue, 2, np.where(due, 1, 0))
+        cf_done = st.done.copy()
+        cf_done[:, kpos[ca.name]] = True
+        eta_cf = fitted.fit.linear(design.matrix(replace(st, done=cf_done), A))
+        gain[:, j] = np.where(~done, fitted.calibrated(eta_cf) - p, 0.0)
+    n_overdue = (gap == 2).sum(axis=1)
+    n_due = (gap == 1).sum(axis=1)
+
+    # --- people ------------------------------------------------------------------------------------
+    people_share = np.full(K + 1, np.nan)
+    people_share_n = np.zeros(K + 1, dtype=np.int64)
+    people_gain = np.zeros(m)
+    if A.people_data:
+        won_s = snaps.y
+        idx = tst.stage + 1
+        nw = np.bincount(idx[won_s], minlength=K + 1)
+        multi = np.bincount(idx[won_s & (tst.people >= 2)], minlength=K + 1)
+        people_share = np.where(nw > 0, multi / np.maximum(nw, 1), np.nan)
+        people_share_n = nw
+        single = (st.people <= 1) & (st.stage >= 0) & (people_share[st.stage + 1] >= 0.5)
+        eta_cf = fitted.fit.linear(design.matrix(replace(st, people=np.maximum(st.people, 2)), A))
+        people_gain = np.where(st.people <= 1, fitted.calibrated(eta_cf) - p, 0.0)
+    else:
+        single = np.zeros(m, dtype=bool)
+        caveats.append(
+            "single-threaded check skipped: the events name no people (no "
+            + " / ".join(f"'{c}'" for c in people)
+            + " column with values)"
+        )
+
+    # --- close date and plans -------------------------------------------------------------------------
+    cases_known = known._cases
+    close_changes = np.zeros(m)
+    expected_close = np.full(m, NAT, dtype=np.int64)
+    if case_attributes:
+        if "close_date_changes" in cases_known.columns:
+            close_changes = pd.to_numeric(cases_known["close_date_changes"], errors="coerce").to_numpy(dtype=float)[open_idx]
+            close_changes = np.nan_to_num(close_changes, nan=0.0)
+        if "expected_close" in cases_known.columns:
+            ec = pd.DatetimeIndex(pd.to_datetime(cases_known["expected_close"], utc=True, errors="coerce"))
+            expected_close = ec.asi8[open_idx]
+    pushed = (close_changes > 0) | ((expected_close != NAT) & (expected_close < as_of_ns))
+    slips = _plan_slips(plans, A, open_idx, st, key, t) if plans is not None else {}
+    slipping = np.zeros(m, dtype=bool)
+    if slips:
+        slipping[list(slips)] = True
+
+    # --- recovery: what past stalled deals that still won did next -------------------------------------
+    rec = recovery_table(A, template, p80[:K], as_of_ns, window_days=float(recovery_days))
+    won_days = won_visit_days(A, as_of_ns)
+
+    # --- next action (vectorised: the best quantified action per deal) ----------------------------------
+    cand = np.where(gap > 0, gain, -np.inf) if C else np.full((m, 0), -np.inf)
+    best_j = np.argmax(cand, axis=1) if C else np.zeros(m, dtype=np.int64)
+    best_gain = cand[np.arange(m), best_j] if C else np.full(m, -np.inf)
+    next_action = np.full(m, None, dtype=object)
+    next_effect = np.full(m, np.nan)
+    next_by = np.full(m, NAT, dtype=np.int64)
+    has_gap = np.isfinite(best_gain)
+    if C:
+        names = np.array([c.name for c in crit], dtype=object)
+        next_action[has_gap] = names[best_j[has_gap]]
+        next_effect[has_gap] = best_gain[has_gap]
+        due_ns = _due_ns(crit, gap, st, p50, as_of_ns)
+        next_by[has_gap] = due_ns[np.flatnonzero(has_gap), best_j[has_gap]]
+    rec_gain = np.full(K + 1, -np.inf)
+    rec_name = np.full(K + 1, None, dtype=object)
+    for k, items in rec.items():
+        rec_gain[k + 1] = items[0].rd
+        rec_name[k + 1] = items[0].activity
+    use_rec = stalled & (rec_gain[st.stage + 1] > np.where(has_gap, best_gain, -np.inf))
+    next_action[use_rec] = rec_name[st.stage + 1][use_rec]
+    next_effect[use_rec] = rec_gain[st.stage + 1][use_rec]
+    next_by[use_rec] = as_of_ns + STALL_ACTION_DAYS * DAY_NS
+
+    # --- the pipeline table ------------------------------------------------------------------------------
+    amount = cases_known["amount"].to_numpy(dtype=float)[open_idx]
+    flags_mat = np.column_stack([stalled, slipping, n_overdue > 0, single, st.regressed, pushed])
+    flag_str = _flag_text(flags_mat)
+    ms_name = np.array([*A.milestones, None], dtype=object)[np.where(st.stage >= 0, st.stage, K)]
+    frame = pd.DataFrame(
+        {
+            "case_id": A.case_ids[open_idx].astype(str),
+            "owner": cases_known["owner"].to_numpy(dtype=object)[open_idx],
+            "segment": cases_known["segment"].to_numpy(dtype=object)[open_idx],
+            "amount": amount,
+            "milestone": ms_name,
+            "milestone_order": st.stage + 1,
+            "days_in_milestone": np.round(days_in, 2),
+            "milestone_percentile": pct,
+            "milestone_p80": stage_p80,
+            "age_days": np.round(age, 2),
+            "age_percentile": age_pct,
+            "probability": p,
+            "probability_low": lo,
+            "probability_high": hi,
+            "stage_rate": srate[st.stage + 1],
+            "comparable_n": comp_n,
+            "comparable_rate": comp_rate,
+            "risk": 1 - p,
+            "expected_loss": (1 - p) * amount,
+            "flags": flag_str,
+            "n_flags": flags_mat.sum(axis=1),
+            **{f: flags_mat[:, i] for i, f in enumerate(FLAGS)},
+            "overdue_critical": n_overdue,
+            "due_critical": n_due,
+            "next_action": next_action,
+            "next_action_effect": next_effect,
+            "next_action_by": pd.to_datetime(np.where(next_by == NAT, NAT, next_by), utc=True),
+        }
+    )
+    frame["next_action_by"] = frame["next_action_by"].where(next_by != NAT)
+    el = frame["expected_loss"].to_numpy()
+    order = np.lexsort((frame["case_id"].to_numpy(), -frame["risk"].to_numpy(), -np.nan_to_num(el, nan=-1.0)))
+    frame = frame.iloc[order].reset_index(drop=True)
+    frame.insert(0, "rank", np.arange(1, m + 1))
+    row_perm = order  # frame row i -> open deal order[i]
+    inv_perm = np.empty(m, dtype=np.int64)
+    inv_perm[row_perm] = np.arange(m)
+
+    coefs = fitted.coefficients()
+    model = ReviewModel(
+        snapshots=len(snaps.case),
+        cases=snaps.eligible_cases,
+        successes=len(np.unique(snaps.case[snaps.y])),
+        horizon_days=round(snaps.horizon_days, 2),
+        step_days=round(snaps.step_days, 3),
+        platt=(round(fitted.a, 4), round(fitted.b, 4)),
+        heldout_auc=None if fitted.oof_auc is None else round(fitted.oof_auc, 4),
+        coefficients=coefs,
+        people_column=A.people_column,
+        relaxed_horizon=snaps.relaxed,
+    )
+    ctx = _Context(
+        arrays=A,
+        fitted=fitted,
+        key=key,
+        crit=crit,
+        open_idx=open_idx[row_perm],
+        state=_take(st, row_perm),
+        contrib=points[row_perm],
+        groups=groups,
+        gap_status=gap[row_perm],
+        act_gain=gain[row_perm],
+        people_gain=people_gain[row_perm],
+        won_days=won_days,
+        recovery=rec,
+        p50=p50,
+        p80=p80,
+        stage_n=sn,
+        stage_k=sk,
+        people_share=people_share,
+        people_share_n=people_share_n,
+        kind=kind,
+        slips={int(inv_perm[i]): v for i, v in slips.items()},
+        close_changes=close_changes[row_perm],
+        expected_close=expected_close[row_perm],
+    )
+    frame_cols = frame.assign(
+        comparable_k=comp_k[row_perm], comparable_low=comp_lo[row_perm], comparable_high=comp_hi[row_perm]
+    )
+    return Review(
+        as_of=t,
+        template=template,
+        model=model,
+        caveats=tuple(dict.fromkeys(caveats)),
+        _frame=frame_cols,
+        _ctx=ctx,
+        _rows={c: i for i, c in enumerate(frame_cols["case_id"])},
+    )
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+class _Words:
+    def __init__(self, kind: str) -> None:
+        self.units = "deals" if kind == "deal" else "projects"
+        self.won = "won" if kind == "deal" else "finished on time"
+        self.win_rate = "win rate" if kind == "deal" else "on-time rate"
+
+
+def _nan(x: float | None) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def _bucket(pct: np.ndarray) -> np.ndarray:
+    """Time-in-milestone bucket: 0 below the median, 1 up to p80, 2 beyond (nan -> 0)."""
+    return np.where(pct >= 0.8, 2, np.where(pct >= 0.5, 1, 0)).astype(np.int64)
+
+
+def _flag_text(flags: np.ndarray) -> np.ndarray:
+    """Each row's set flags as one comma-separated string (built once per distinct combination)."""
+    bits = (flags.astype(np.int64) << np.arange(flags.shape[1])).sum(axis=1) if len(flags) else np.zeros(0, np.int64)
+    combos, inv = np.unique(bits, return_inverse=True)
+    text = np.array([", ".join(f for i, f in enumerate(FLAGS) if (c >> i) & 1) for c in combos], dtype=object)
+    return text[inv.reshape(-1)] if len(flags) else np.zeros(0, dtype=object)
+
+
+def _take(st: State, idx: np.ndarray) -> State:
+    return State(
+        st.case[idx], st.t[idx], st.stage[idx], st.entered[idx], st.furthest[idx], st.regressed[idx],
+        st.people[idx], st.done[idx],
+    )
+
+
+def _due_ns(crit: list[KeyActivity], gap: np.ndarray, st: State, p50: np.ndarray, as_of_ns: int) -> np.ndarray:
+    """When each critical activity should be done: overdue ones within a few days; ones due before
+    the next milestone by when the deal would usually reach it, less the usual lead time."""
+    m = len(st.case)
+    out = np.full((m, len(crit)), NAT, dtype=np.int64)
+    left = np.nan_to_num(p50[st.stage] - st.days_in, nan=0.0)
+    for j, ca in enumerate(crit):
+        lead = ca.activity.due_days_before or 0.0
+        days = np.where(gap[:, j] == 2, OVERDUE_DAYS, np.maximum(OVERDUE_DAYS, left - lead))
+        out[:, j] = as_of_ns + np.ceil(days).astype(np.int64) * DAY_NS
+    return out
+
+
+def _plan_frames(plans: Mapping[str, Any] | pd.DataFrame) -> pd.DataFrame:
+    if isinstance(plans, pd.DataFrame):
+        if "case_id" not in plans.columns:
+            raise ValueError(
+                "The 'plans' parameter of review_deals, given as one DataFrame, needs a 'case_id' column. "
+                f"Got columns {list(plans.columns)} instead."
+            )
+        return plans
+    parts = []
+    for cid, plan in plans.items():
+        tab = plan if isinstance(plan, pd.DataFrame) else plan.to_frame() if hasattr(plan, "to_frame") else None
+        if tab is None:
+            raise ValueError(
+                "The 'plans' parameter of review_deals must map case ids to plans (objects with to_frame()) "
+                f"or DataFrames. Got {type(plan).__name__} for {cid!r} instead."
+            )
+        parts.append(tab.assign(case_id=str(cid)))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"case_id": []})
+
+
+def _plan_slips(
+    plans: Mapping[str, Any] | pd.DataFrame,
+    A: CaseArrays,
+    open_idx: np.ndarray,
+    st: State,
+    key: list[KeyActivity],
+    t: pd.Timestamp,
+) -> dict[int, tuple[PlanSlip, ...]]:
+    tab = _plan_frames(plans)
+    if tab.empty:
+        return {}
+    item_col = next((c for c in ("item", "name", "milestone", "activity") if c in tab.columns), None)
+    date_col = next((c for c in DATE_COLUMNS if c in tab.columns), None)
+    if item_col is None or date_col is None:
+        raise ValueError(
+            "The 'plans' parameter of review_deals needs an item column (item, name, milestone or activity) and "
+            f"a date column ({', '.join(DATE_COLUMNS)}). Got columns {list(tab.columns)} instead."
+        )
+    row_of = {str(c): i for i, c in enumerate(A.case_ids[open_idx])}
+    rows = tab["case_id"].astype(str).map(row_of)
+    tab = tab.assign(_row=rows).dropna(subset=["_row"])
+    if tab.empty:
+        return {}
+    r = tab["_row"].to_numpy(dtype=np.int64)
+    when = pd.to_datetime(tab[date_col], utc=True, errors="coerce")
+    item = tab[item_col].astype(str).to_numpy()
+    done = (
+        tab["done"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+        if "done" in tab.columns
+        else np.zeros(len(tab), dtype=bool)
+    )
+    # done per the history: milestone reached, or activity done, by the review date
+    ms_pos = {mname: i for i, mname in enumerate(A.milestones)}
+    mi = np.array([ms_pos.get(x, -1) for x in item])
+    done |= (mi >= 0) & (st.furthest[r] >= mi)
+    acol = {a: i for i, a in enumerate(A.activities)}
+    ai = np.array([acol.get(x, -1) for x in item])
+    has_a = ai >= 0
+    if has_a.any():
+        done[has_a] |= A.first_done[open_idx[r[has_a]], ai[has_a]] <= int(t.value)
+    late = ~done & when.notna().to_numpy() & (when < t).fillna(False).to_numpy(dtype=bool)
+    out: dict[int, list[PlanSlip]] = {}
+    for i in np.flatnonzero(late):
+        w = when.iloc[i]
+        out.setdefault(int(r[i]), []).append(PlanSlip(item[i], w, round((t - w).total_seconds() / 86_400, 1)))
+    return {k: tuple(sorted(v, key=lambda s: -s.slip_days)) for k, v in out.items()}
+
+
+# --- one deal, in words (built on demand) -----------------------------------------------------------
+
+
+def _fmt_pts(x: float) -> str:
+    return f"{x * 100:+.0f} points"
+
+
+def _deal_review(review: Review, row: int) -> DealReview:
+    ctx = review._ctx
+    f = review._frame.iloc[row]
+    A = ctx.arrays
+    st = ctx.state
+    w = _Words(ctx.kind)
+    k = int(st.stage[row])
+    ms = A.milestones[k] if k >= 0 else None
+    t = review.as_of
+    as_of_ns = int(t.value)
+    days = float(st.days_in[row])
+    p = float(f["probability"])
+
+    # the base: past deals in the same spot
+    n_c, k_c = int(f["comparable_n"]), int(f["comparable_k"])
+    bucket = _bucket(np.array([f["milestone_percentile"]]))[0]
+    spot = ["within their usual time", "past their median time", "past their p80 time"][bucket]
+    where = f"in {ms}" if ms else "before the first milestone"
+    if k not in set(ctx.fitted.design.stages.tolist()):
+        comp_text = (
+            f"no past {w.units} were seen {where}: the probability is the average over all past {w.units}"
+        )
+    elif n_c:
+        comp_text = (
+            f"of {n_c:,} past {w.units} {where} {spot}, {k_c:,} {w.won} ({k_c / n_c:.0%} "
+            f"[{f['comparable_low']:.0%}, {f['comparable_high']:.0%}])"
+        )
+    else:
+        comp_text = f"no past {w.units} {where} {spot} to compare with: the estimate leans on the model"
+
+    reasons: list[Reason] = [Reason(comp_text[0].upper() + comp_text[1:], None)]
+    contrib = ctx.contrib[row]
+    items = []
+    for gi, g in enumerate(ctx.groups):
+        pts = float(contrib[gi])
+        if abs(pts) < 0.01:
+            continue
+        text = _reason_text(g, pts, row, ctx, review, ms, days, w)
+        if text:
+            items.append(Reason(text, round(pts, 4)))
+    items.sort(key=lambda r: -abs(r.points or 0))
+    reasons += items[:5]
+
+    # flags
+    flags: list[Flag] = []
+    p80 = ctx.p80[k] if k >= 0 else float("nan")
+    if f["stalled"]:
+        mp = float(f["milestone_percentile"])
+        share = f"at least {mp:.0%}" if mp <= 0.8 + 1e-9 else f"{mp:.0%}"
+        flags.append(
+            Flag("stalled", f"{days:.0f} days in {ms}, beyond the template's p80 of {p80:.0f} days "
+                 f"(longer than {share} of visits there)")
+        )
+    slips = ctx.slips.get(row, ())
+    if slips:
+        worst = slips[0]
+        flags.append(
+            Flag("slipping", f"{len(slips)} plan item(s) past their latest safe date; worst: {worst.item} "
+                 f"was due by {worst.latest_safe.date()} ({worst.slip_days:.0f} days ago)")
+        )
+    gaps = _gaps(ctx, row, w)
+    overdue = [g for g in gaps if g.status == "overdue"]
+    if overdue:
+        flags.append(
+            Flag("missing_critical", f"{len(overdue)} critical activit{'y' if len(overdue) == 1 else 'ies'} "
+                 f"due by a milestone already reached not done: " + ", ".join(f"'{g.activity}'" for g in overdue))
+        )
+    if f["single_threaded"]:
+        share = ctx.people_share[k + 1]
+        flags.append(
+            Flag("single_threaded", f"only one person on this {w.units[:-1]} so far ({A.people_column}); "
+                 f"{share:.0%} of {w.units} that {w.won} had two or more by {ms} (n={int(ctx.people_share_n[k + 1]):,} snapshots)")
+        )
+    if f["regressed"]:
+        flags.append(Flag("regressed", _regression_text(A, int(ctx.open_idx[row]), as_of_ns)))
+    if f["close_date_pushed"]:
+        parts = []
+        if ctx.close_changes[row] > 0:
+            parts.append(f"close date moved {int(ctx.close_changes[row])} time(s)")
+        if ctx.expected_close[row] != NAT and ctx.expected_close[row] < as_of_ns:
+            ec = pd.Timestamp(int(ctx.expected_close[row]), tz="UTC")
+            parts.append(f"expected close {ec.date()} has passed ({(t - ec).days} days ago)")
+        flags.append(Flag("close_date_pushed", "; ".join(parts)))
+
+    actions = _actions(ctx, row, review, gaps, flags, ms, days, p, w)
+    reached, done_acts = _timeline(A, int(ctx.open_idx[row]), review.template)
+    amount = f["amount"]
+    el = f["expected_loss"]
+    return DealReview(
+        case_id=str(f["case_id"]),
+        as_of=t,
+        rank=int(f["rank"]),
+        amount=None if pd.isna(amount) else float(amount),
+        owner=f["owner"] if isinstance(f["owner"], str) else None,
+        milestone=ms,
+        milestone_order=k + 1,
+        days_in_milestone=round(days, 2),
+        milestone_percentile=None if pd.isna(f["milestone_percentile"]) else round(float(f["milestone_percentile"]), 4),
+        milestone_p50=None if k < 0 or not math.isfinite(ctx.p50[k]) else float(ctx.p50[k]),
+        milestone_p80=None if k < 0 or not math.isfinite(p80) else float(p80),
+        age_days=float(f["age_days"]),
+        age_percentile=None if pd.isna(f["age_percentile"]) else round(float(f["age_percentile"]), 4),
+        probability=round(p, 4),
+        probability_low=round(float(f["probability_low"]), 4),
+        probability_high=round(float(f["probability_high"]), 4),
+        stage_rate=round(float(f["stage_rate"]), 4),
+        comparable_n=n_c,
+        comparable_won=k_c,
+        comparable_low=None if not n_c else round(float(f["comparable_low"]), 4),
+        comparable_high=None if not n_c else round(float(f["comparable_high"]), 4),
+        comparable_text=comp_text,
+        expected_loss=None if pd.isna(el) else round(float(el), 2),
+        reasons=tuple(reasons),
+        flags=tuple(flags),
+        gaps=tuple(gaps),
+        actions=tuple(actions),
+        plan_slips=tuple(slips),
+        reached=reached,
+        done=done_acts,
+        template=review.template,
+    )
+
+
+def _timeline(
+    A: CaseArrays, ci: int, tpl: ProcessTemplate
+) -> tuple[tuple[tuple[str, pd.Timestamp], ...], tuple[tuple[str, pd.Timestamp], ...]]:
+    """The template milestones case ``ci`` reached (first date, template order) and the template's
+    activities it did (first date, by date), from what was known at the review date."""
+    lo, hi = np.searchsorted(A.mc, [ci, ci + 1])
+    first: dict[int, int] = {}
+    for k, ts in zip(A.mk[lo:hi].tolist(), A.mt[lo:hi].tolist()):
+        first.setdefault(k, ts)
+    reached = tuple((A.milestones[k], pd.Timestamp(first[k], tz="UTC")) for k in sorted(first))
+    col = {a: j for j, a in enumerate(A.activities)}
+    done = []
+    for act in tpl.activities:
+        j = col.get(act.name)
+        if j is not None and A.first_done[ci, j] != NEVER:
+            done.append((act.name, pd.Timestamp(int(A.first_done[ci, j]), tz="UTC")))
+    return reached, tuple(sorted(done, key=lambda x: x[1]))
+
+
+def _reason_text(g: str, pts: float, row: int, ctx: _Context, review: Review, ms: str | None, days: float, w: _Words) -> str | None:
+    st = ctx.state
+    k = int(st.stage[row])
+    if g == "time":
+        if k < 0:
+            return f"{days:.0f} days since it was created without reaching a milestone ({_fmt_pts(pts)})"
+        won = ctx.won_days[k]
+        if len(won):
+            share = float(np.searchsorted(won, days, side="right")) / len(won)
+            med = float(np.median(won))
+            if share >= 1.0:
+                than = f"longer than any of the {len(won):,} {w.units} that {w.won} spent there"
+            elif share <= 0.0:
+                than = f"shorter than any of the {len(won):,} {w.units} that {w.won} spent there"
+            elif share >= 0.5:
+                than = f"longer than {share:.0%} of {w.units} that {w.won} spent there (n={len(won):,})"
+            else:
+                than = f"shorter than {1 - share:.0%} of {w.units} that {w.won} spent there (n={len(won):,})"
+            return f"in {ms} for {days:.0f} days, {than}; their median {med:.0f} days: {_fmt_pts(pts)}"
+
+        return f"in {ms} for {days:.0f} days: {_fmt_pts(pts)}"
+    if g == "age":
+        age = float(review._frame.iloc[row]["age_days"])
+        ap = review._frame.iloc[row]["age_percentile"]
+        ct = review.template.cycle_time
+        extra = ""
+        if ct is not None and ct.p50 is not None and pd.notna(ap):
+            rel = f"older than {ap:.0%}" if ap >= 0.5 else f"younger than {1 - ap:.0%}"
+            extra = f", {rel} of {w.units} that {w.won} were when they closed (median {ct.p50:.0f} days)"
+        return f"{age:.0f} days old{extra}: {_fmt_pts(pts)}"
+    if g == "target":
+        tgt = int(ctx.arrays.target[int(ctx.open_idx[row])])
+        if tgt == NAT:
+            return f"no target date: {_fmt_pts(pts)}"
+        when = pd.Timestamp(tgt, tz="UTC")
+        gap = (when - review.as_of) / pd.Timedelta(days=1)
+        if gap < 0:
+            return f"{-gap:.0f} days past its target date {when.date()}: {_fmt_pts(pts)}"
+        return f"{gap:.0f} days left to its target date {when.date()}: {_fmt_pts(pts)}"
+    if g == "regressed":
+        return f"went back to an earlier milestone: {_fmt_pts(pts)}"
+    if g == "people":
+        n = int(st.people[row])
+        return f"{n} {'person' if n == 1 else 'people'} involved so far: {_fmt_pts(pts)}"
+    if g.startswith("act:"):
+        name = g[4:]
+        ka = next(x for x in ctx.key if x.name == name)
+        j = next(i for i, x in enumerate(ctx.key) if x.name == name)
+        done = bool(st.done[row, j])
+        ev = ka.activity.evidence
+        hist = ""
+        if ev is not None and ev.risk_difference is not None:
+            hist = f", which goes with {_fmt_pts(ev.risk_difference)} of {w.win_rate} at {ev.milestone} (n={ev.n:,})"
+        if ka.activity.critical:
+            state = f"'{name}' done" if done else f"missing '{name}'"
+        else:
+            state = f"warning sign '{name}' happened" if done else f"no '{name}' (a warning sign)"
+        return f"{state}{hist}: {_fmt_pts(pts)} for this {w.units[:-1]}"
+    return None
+
+
+def _gaps(ctx: _Context, row: int, w: _Words) -> list[Gap]:
+    out = []
+    for j, ca in enumerate(ctx.crit):
+        s = int(ctx.gap_status[row, j])
+        if s == 0:
+            continue
+        ev = ca.activity.evidence
+        if ev is not None and ev.risk_difference is not None:
+            lo, hi = ev.ci
+            ci = f" [{lo * 100:+.0f}, {hi * 100:+.0f}]" if lo is not None and hi is not None else ""
+            sw = f"{ev.success_with:.0%}" if ev.success_with is not None else "n/a"
+            so = f"{ev.success_without:.0%}" if ev.success_without is not None else "n/a"
+            text = (
+                f"{_fmt_pts(ev.risk_difference)}{ci} of {w.win_rate} at {ev.milestone}: {sw} with it "
+                f"(n={ev.n_with:,}) vs {so} without (n={ev.n_without:,})"
+                + (f", q={ev.q:.2g}" if ev.q is not None else "")
+            )
+        else:
+            text = ca.activity.note or "marked critical in the template"
+        out.append(
+            Gap(
+                activity=ca.name,
+                due_by=ca.activity.milestone,
+                status="overdue" if s == 2 else "due",
+                owner_role=ca.activity.owner_role,
+                risk_difference=None if ev is None else ev.risk_difference,
+                ci=(None, None) if ev is None else ev.ci,
+                n=None if ev is None else ev.n,
+                q=None if ev is None else ev.q,
+                evidence=text,
+            )
+        )
+    out.sort(key=lambda g: (g.status != "overdue", -(g.risk_difference or 0)))
+    return out
+
+
+def _regression_text(A: CaseArrays, case: int, as_of_ns: int) -> str:
+    lo = np.searchsorted(A.mc, case, side="left")
+    hi = np.searchsorted(A.mc, case, side="right")
+    back = np.flatnonzero(A.m_back[lo:hi] & (A.mt[lo:hi] <= as_of_ns))
+    if len(back) == 0:
+        return "a milestone was revisited after a later one"
+    i = lo + int(back[-1])
+    frm = A.milestones[int(A.m_furthest[i - 1])] if i > lo else "a later milestone"
+    to = A.milestones[int(A.mk[i])]
+    when = pd.Timestamp(int(A.mt[i]), tz="UTC").date()
+    return f"went back from {frm} to {to} on {when}"
+
+
+def _actions(
+    ctx: _Context, row: int, review: Review, gaps: list[Gap], flags: list[Flag], ms: str | None, days: float,
+    p: float, w: _Words,
+) -> list[Action]:
+    t = review.as_of
+    st = ctx.state
+    k = int(st.stage[row])
+    out: list[Action] = []
+    crit_pos = {c.name: j for j, c in enumerate(ctx.crit)}
+    p50 = ctx.p50[k] if k >= 0 else float("nan")
+    left = (p50 - days) if math.isfinite(p50) else 0.0
+    for g in gaps:
+        j = crit_pos[g.activity]
+        ca = ctx.crit[j]
+        lead = ca.activity.due_days_before or 0.0
+        due_days = OVERDUE_DAYS if g.status == "overdue" else max(OVERDUE_DAYS, math.ceil(left - lead))
+        owner = ca.activity.owner_role or _ms_owner(review.template, ca.activity.milestone)
+        gain = float(ctx.act_gain[row, j])
+        when = "overdue: it is due by " if g.status == "overdue" else "due before "
+        out.append(
+            Action(
+                what=f"Do '{g.activity}'",
+                owner=owner,
+                by=t + pd.Timedelta(days=due_days),
+                effect=round(gain, 4),
+                why=f"{when}{g.due_by or 'the next milestone'}; {g.evidence}",
+                source="template",
+            )
+        )
+    names = {f.name for f in flags}
+    if "stalled" in names and k in ctx.recovery:
+        for r in ctx.recovery[k]:
+            out.append(
+                Action(
+                    what=f"Do '{r.activity}'",
+                    owner=r.role,
+                    by=t + pd.Timedelta(days=STALL_ACTION_DAYS),
+                    effect=round(r.rd, 4),
+                    why=(
+                        f"of {r.won:,} {w.units} stalled in {r.milestone} that went on to {'win' if w.units == 'deals' else 'finish on time'}, "
+                        f"{r.won_did:,} did '{r.activity}' within {r.window_days:.0f} days; stalled {w.units} that did "
+                        f"{w.won} {r.k_did / r.n_did:.0%} (n={r.n_did:,}) vs {r.k_not / r.n_not:.0%} that did not "
+                        f"(n={r.n_not:,}): {_fmt_pts(r.rd)} [{r.low * 100:+.0f}, {r.high * 100:+.0f}]"
+                    ),
+                    source="history",
+                )
+            )
+    if "single_threaded" in names:
+        gain = float(ctx.people_gain[row])
+        out.append(
+            Action(
+                what="Bring a second person into the deal (a manager, specialist or executive sponsor)",
+                owner="deal owner",
+                by=t + pd.Timedelta(days=STALL_ACTION_DAYS),
+                effect=round(gain, 4) if gain > 0 else None,
+                why=next(f.reason for f in flags if f.name == "single_threaded"),
+                source="flag",
+            )
+        )
+    if "regressed" in names:
+        out.append(
+            Action(
+                what=f"Re-confirm with the buyer what it takes to pass {ms} again, and write it down",
+                owner=_ms_owner(review.template, ms),
+                by=t + pd.Timedelta(days=OVERDUE_DAYS),
+                effect=None,
+                why=next(f.reason for f in flags if f.name == "regressed"),
+                source="flag",
+            )
+        )
+    if "close_date_pushed" in names:
+        out.append(
+            Action(
+                what="Re-qualify the close date with the buyer and agree a mutual plan to it",
+                owner="deal owner",
+                by=t + pd.Timedelta(days=OVERDUE_DAYS),
+                effect=None,
+                why=next(f.reason for f in flags if f.name == "close_date_pushed"),
+                source="flag",
+            )
+        )
+    for s in ctx.slips.get(row, ()):
+        out.append(
+            Action(
+                what=f"Re-plan '{s.item}': agree a new date or escalate",
+                owner="deal owner",
+                by=t + pd.Timedelta(days=OVERDUE_DAYS),
+                effect=None,
+                why=f"its latest safe date {s.latest_safe.date()} passed {s.slip_days:.0f} days ago",
+                source="plan",
+            )
+        )
+    # by expected effect, quantified first; then the flag and plan steps by date
+    out.sort(key=lambda a: (a.effect is None, -(a.effect or 0), a.by))
+    # the same activity may come from the template and from history: keep the first
+    seen: set[str] = set()
+    uniq = []
+    for a in out:
+        if a.what in seen:
+            continue
+        seen.add(a.what)
+        uniq.append(a)
+    return uniq
+
+
+def _ms_owner(tpl: ProcessTemplate, ms: str | None) -> str | None:
+    if ms is None:
+        return None
+    for m in tpl.milestones:
+        if m.name == ms:
+            return m.owner_role
+    return None
