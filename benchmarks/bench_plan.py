@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 import salesproc
-from salesproc.plan._simulate import simulate
 from salesproc.plan._plan import _model
+from salesproc.plan._simulate import simulate
 
 N = 10_000
 
