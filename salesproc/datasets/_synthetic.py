@@ -488,6 +488,116 @@ def _resolve_effects(
     return tuple(out), ()
 
 
+@dataclass(frozen=True)
+class _Catalogue:
+    """What a case can record: event names and roles, and the staged activities (effects, then nulls)."""
+
+    n_stages: int
+    nulls: tuple[PlantedActivity, ...]
+    staged_names: list[str]
+    staged_stage: np.ndarray  # the stage index of each staged activity
+    staged_q: np.ndarray  # the probability that a case does it
+    staged_role: list[str]
+    n_eff: int  # the first n_eff staged activities are the planted effects
+    log_size: np.ndarray  # per effect: log odds ratio (deals) or log duration factor (projects)
+    names: list[str]  # event names: stages first (milestones), then staged activities, then decoys
+    roles: list[str]
+    role_code: dict[str, int]
+
+
+@dataclass(frozen=True)
+class _Attributes:
+    """Per case, in draw order: owner and segment (indices), amount, and the staged activities it does."""
+
+    owner: np.ndarray
+    segment: np.ndarray
+    amount: np.ndarray
+    does: np.ndarray  # (case, staged activity): done if the case visits the activity's stage
+
+
+@dataclass
+class _RawEvents:
+    """Events in the chunks they are drawn in: case index, name code, days since the case was created."""
+
+    case: list[np.ndarray] = field(default_factory=list)
+    name: list[np.ndarray] = field(default_factory=list)
+    days: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, case: np.ndarray, name: np.ndarray, days: np.ndarray) -> None:
+        """Append one chunk of events."""
+        self.case.append(case)
+        self.name.append(name)
+        self.days.append(days)
+
+
+@dataclass
+class _Walk:
+    """Every case's state while its path is drawn, and the events drawn so far (arrays updated in place)."""
+
+    stage: np.ndarray  # the stage of the current visit
+    t: np.ndarray  # days since created at which the current visit began
+    alive: np.ndarray
+    regressed: np.ndarray  # the case has had its one regression
+    revisit: np.ndarray  # the current visit was entered by a regression
+    occurred: np.ndarray  # (case, staged activity): done already
+    life: np.ndarray  # days from created to closed
+    failed: np.ndarray  # lost (deals) or failed (projects)
+    events: _RawEvents
+
+    @classmethod
+    def begin(cls, n: int, n_staged: int) -> _Walk:
+        """Every case alive in its first visit of the first stage, at day 0."""
+        return cls(
+            stage=np.zeros(n, dtype=np.int64),
+            t=np.zeros(n),
+            alive=np.ones(n, dtype=bool),
+            regressed=np.zeros(n, dtype=bool),
+            revisit=np.zeros(n, dtype=bool),
+            occurred=np.zeros((n, n_staged), dtype=bool),
+            life=np.zeros(n),
+            failed=np.zeros(n, dtype=bool),
+            events=_RawEvents(),
+        )
+
+
+@dataclass(frozen=True)
+class _Calendar:
+    """When the cases happen: span, ``as_of``, created and closed (ns), and the order of creation."""
+
+    span_days: float
+    start_ns: int
+    as_of_ns: int
+    created_ns: np.ndarray
+    closed_ns: np.ndarray
+    is_closed: np.ndarray
+    order: np.ndarray  # order[position by creation] = index in draw order
+    rank: np.ndarray  # rank[index in draw order] = position by creation
+
+
+@dataclass(frozen=True)
+class _Events:
+    """Events as parallel arrays: case, name code, timestamp (ns), owner (index into people), role code."""
+
+    case: np.ndarray
+    name: np.ndarray
+    ts: np.ndarray
+    owner: np.ndarray
+    role: np.ndarray
+
+    def take(self, ix: np.ndarray) -> _Events:
+        """The events at ``ix`` (positions or a boolean mask)."""
+        return _Events(self.case[ix], self.name[ix], self.ts[ix], self.owner[ix], self.role[ix])
+
+
+@dataclass(frozen=True)
+class _Outcomes:
+    """Per case, in draw order: the outcome and the target date (ns; projects), and the planned days."""
+
+    outcome: np.ndarray
+    target_ns: np.ndarray
+    planned_days: float | None
+
+
 def _generate(
     proc: _Process,
     planted: tuple[PlantedEffect, ...],
@@ -498,104 +608,181 @@ def _generate(
     open_share: float,
     seed: int,
 ) -> tuple[History, PlantedTruth]:
-    K = len(proc.stages)
+    """Draw the cases, walk their paths, add decoys, place everything on the calendar, build the frames.
+
+    The random draws come in a fixed order (case attributes, visits, decoys, creation times, event
+    owners), which is what makes a seed give the same history: keep it.
+    """
+    from salesproc.history._history import finalize
+
+    cat = _catalogue(proc, planted, extra_nulls)
+    attrs = _draw_attributes(proc, cat, n, rng)
+    walk = _walk_paths(proc, cat, attrs.does, rng)
+    _draw_decoys(proc, cat, walk, rng)
+    cal = _calendar(walk.life, open_share, start, rng)
+    case, name, ts = _cut_at_as_of(walk.events, cal)
+    events = _Events(case, name, ts, *_event_owners(proc, cat, attrs.owner, case, name, rng))
+    outcomes = _outcomes(proc, walk.failed, cal)
+    ids = _case_ids(proc.prefix, n)
+    cases_df = _cases_frame(proc, attrs, cal, outcomes, ids)
+    events_df = _events_frame(proc, cat, _sorted_events(events, cal, len(cat.names)), ids)
+    report = LoadReport(
+        source=f"synthetic_history(n_cases={n}, seed={seed}, kind={proc.kind!r})",
+        rows_read=len(events_df),
+        rows_loaded=len(events_df),
+    )
+    history = finalize(cases_df, events_df, report)
+    truth = _truth(
+        proc, planted, cat.nulls, cal, outcomes.planned_days, n=n, start=start, open_share=open_share, seed=seed
+    )
+    return history, truth
+
+
+def _catalogue(
+    proc: _Process, planted: tuple[PlantedEffect, ...], extra_nulls: tuple[PlantedActivity, ...]
+) -> _Catalogue:
+    """The event names, roles and staged activities of the process (no random draws)."""
     stage_ix = {s: i for i, s in enumerate(proc.stages)}
     nulls = extra_nulls + proc.nulls
     # activities done during a stage: effects first, then nulls
     staged_names = [e.name for e in planted] + [a.name for a in nulls]
-    staged_stage = np.array([stage_ix[e.stage] for e in planted] + [stage_ix[a.stage or ""] for a in nulls])
-    staged_q = np.array([e.probability for e in planted] + [a.probability or 0.0 for a in nulls])
     staged_role = [e.role for e in planted] + [a.role for a in nulls]
-    n_eff = len(planted)
     if proc.kind == "deal":
         log_size = np.log(np.array([e.odds_ratio or 1.0 for e in planted], dtype=float))
     else:
         log_size = np.log(np.array([e.duration_factor or 1.0 for e in planted], dtype=float))
-    # names: stages first (milestones), then staged activities, then decoys
-    names = list(proc.stages) + staged_names + [d.name for d in proc.decoys]
     roles = sorted({proc.owner_role, *staged_role, *(d.role for d in proc.decoys)})
-    role_code = {r: i for i, r in enumerate(roles)}
+    return _Catalogue(
+        n_stages=len(proc.stages),
+        nulls=nulls,
+        staged_names=staged_names,
+        staged_stage=np.array([stage_ix[e.stage] for e in planted] + [stage_ix[a.stage or ""] for a in nulls]),
+        staged_q=np.array([e.probability for e in planted] + [a.probability or 0.0 for a in nulls]),
+        staged_role=staged_role,
+        n_eff=len(planted),
+        log_size=log_size,
+        names=list(proc.stages) + staged_names + [d.name for d in proc.decoys],
+        roles=roles,
+        role_code={r: i for i, r in enumerate(roles)},
+    )
 
-    # --- case attributes (drawn before the paths so that they are stable) --------------------------
+
+def _draw_attributes(proc: _Process, cat: _Catalogue, n: int, rng: np.random.Generator) -> _Attributes:
+    """Draw each case's owner, segment, amount and staged activities (before the paths, so they are stable)."""
     owner = rng.integers(0, len(proc.owners), size=n)
     segment = rng.choice(len(_SEGMENTS), size=n, p=_SEGMENT_P)
     med = np.array([proc.amount_median[s] for s in _SEGMENTS])[segment]
     amount = np.round(med * np.exp(proc.amount_sigma * rng.standard_normal(n)), -2)
     amount = np.maximum(amount, 100.0)
-    does = rng.random((n, len(staged_names))) < staged_q
+    does = rng.random((n, len(cat.staged_names))) < cat.staged_q
+    return _Attributes(owner, segment, amount, does)
 
-    # --- paths: a loop over visits (at most K + 2), vectorised over cases --------------------------
-    med_days = np.array(proc.median_days)
-    sig = np.array(proc.sigma)
-    base_odds = np.array([(1 - p) / p for p in proc.loss_prob])
-    stage = np.zeros(n, dtype=np.int64)
-    t = np.zeros(n)
-    alive = np.ones(n, dtype=bool)
-    regressed = np.zeros(n, dtype=bool)
-    revisit = np.zeros(n, dtype=bool)  # the current visit was entered by a regression
-    occurred = np.zeros((n, len(staged_names)), dtype=bool)
-    life = np.zeros(n)
-    failed = np.zeros(n, dtype=bool)
-    ev_case: list[np.ndarray] = []
-    ev_name: list[np.ndarray] = []
-    ev_t: list[np.ndarray] = []
-    for _ in range(K + 2):
-        idx = np.flatnonzero(alive)
+
+def _walk_paths(proc: _Process, cat: _Catalogue, does: np.ndarray, rng: np.random.Generator) -> _Walk:
+    """Draw every case's path: a loop over visits (at most K + 2), vectorised over cases."""
+    walk = _Walk.begin(len(does), len(cat.staged_names))
+    for _ in range(cat.n_stages + 2):
+        idx = np.flatnonzero(walk.alive)
         if len(idx) == 0:
             break
-        st = stage[idx]
-        entry = t[idx]
-        ev_case.append(idx)
-        ev_name.append(st)
-        ev_t.append(entry)
-        # effects active in this visit: done earlier, at a stage before this one
-        active = occurred[idx, :n_eff] & (staged_stage[:n_eff][None, :] < st[:, None])
-        dur = med_days[st] * np.exp(sig[st] * rng.standard_normal(len(idx)))
-        if proc.kind == "project" and n_eff:
-            dur = dur * np.exp(active.astype(float) @ log_size)
-        # staged activities happen during the first visit of their stage
-        frac = rng.random((len(idx), len(staged_names)))
-        happen = does[idx] & ~occurred[idx] & (staged_stage[None, :] == st[:, None])
-        hc, ha = np.nonzero(happen)
-        ev_case.append(idx[hc])
-        ev_name.append(K + ha)
-        ev_t.append(entry[hc] + frac[hc, ha] * dur[hc])
-        occurred[idx[hc], ha] = True
-        end = entry + dur
-        # the end of the visit: loss (failure), regression, skip or forward
-        odds = base_odds[st]
-        if proc.kind == "deal" and n_eff:
-            odds = odds * np.exp(active.astype(float) @ log_size)
-        u = rng.random((len(idx), 3))
-        lost = u[:, 0] < 1.0 / (1.0 + odds)
-        can_reg = ~lost & (st >= proc.regression_min) & ~regressed[idx]
-        reg = can_reg & (u[:, 1] < proc.regression_prob)
-        can_skip = ~lost & ~reg & ~revisit[idx] & (st + 2 <= K - 1)
-        skip = can_skip & (u[:, 2] < proc.skip_prob)
-        nxt = np.where(reg, st - 1, np.where(skip, st + 2, st + 1))
-        done = lost | (nxt >= K)
-        fin = idx[done]
-        life[fin] = end[done]
-        failed[fin] = lost[done]
-        alive[fin] = False
-        go = ~done
-        stage[idx[go]] = nxt[go]
-        t[idx[go]] = end[go]
-        regressed[idx[reg]] = True
-        revisit[idx] = reg
-    assert not alive.any()
+        _visit(proc, cat, does, walk, idx, rng)
+    assert not walk.alive.any()
+    return walk
 
-    # --- decoys: the first max_count events of a Poisson process over the case's life -------------
+
+def _visit(
+    proc: _Process, cat: _Catalogue, does: np.ndarray, walk: _Walk, idx: np.ndarray, rng: np.random.Generator
+) -> None:
+    """One visit of each running case ``idx``: its milestone event, duration, activities and end."""
+    st = walk.stage[idx]
+    entry = walk.t[idx]
+    walk.events.add(idx, st, entry)
+    # effects active in this visit: done earlier, at a stage before this one
+    active = walk.occurred[idx, : cat.n_eff] & (cat.staged_stage[: cat.n_eff][None, :] < st[:, None])
+    dur = _visit_days(proc, cat, st, active, rng)
+    _visit_activities(cat, does, walk, idx, entry, dur, rng)
+    _end_visit(proc, cat, walk, idx, entry + dur, active, rng)
+
+
+def _visit_days(
+    proc: _Process, cat: _Catalogue, st: np.ndarray, active: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Draw how long each visit lasts: lognormal by stage, for projects scaled by the active effects."""
+    med_days = np.array(proc.median_days)
+    sig = np.array(proc.sigma)
+    dur = med_days[st] * np.exp(sig[st] * rng.standard_normal(len(st)))
+    if proc.kind == "project" and cat.n_eff:
+        dur = dur * np.exp(active.astype(float) @ cat.log_size)
+    return dur
+
+
+def _visit_activities(
+    cat: _Catalogue,
+    does: np.ndarray,
+    walk: _Walk,
+    idx: np.ndarray,
+    entry: np.ndarray,
+    dur: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
+    """Record the staged activities done during the first visit of their stage, at a uniform fraction of it."""
+    st = walk.stage[idx]
+    frac = rng.random((len(idx), len(cat.staged_names)))
+    happen = does[idx] & ~walk.occurred[idx] & (cat.staged_stage[None, :] == st[:, None])
+    hc, ha = np.nonzero(happen)
+    walk.events.add(idx[hc], cat.n_stages + ha, entry[hc] + frac[hc, ha] * dur[hc])
+    walk.occurred[idx[hc], ha] = True
+
+
+def _end_visit(
+    proc: _Process,
+    cat: _Catalogue,
+    walk: _Walk,
+    idx: np.ndarray,
+    end: np.ndarray,
+    active: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
+    """End each visit by loss (failure), regression, skip or moving forward; close the cases that end."""
+    K = cat.n_stages
+    st = walk.stage[idx]
+    base_odds = np.array([(1 - p) / p for p in proc.loss_prob])
+    odds = base_odds[st]
+    if proc.kind == "deal" and cat.n_eff:
+        odds = odds * np.exp(active.astype(float) @ cat.log_size)
+    u = rng.random((len(idx), 3))
+    lost = u[:, 0] < 1.0 / (1.0 + odds)
+    can_reg = ~lost & (st >= proc.regression_min) & ~walk.regressed[idx]
+    reg = can_reg & (u[:, 1] < proc.regression_prob)
+    can_skip = ~lost & ~reg & ~walk.revisit[idx] & (st + 2 <= K - 1)
+    skip = can_skip & (u[:, 2] < proc.skip_prob)
+    nxt = np.where(reg, st - 1, np.where(skip, st + 2, st + 1))
+    done = lost | (nxt >= K)
+    fin = idx[done]
+    walk.life[fin] = end[done]
+    walk.failed[fin] = lost[done]
+    walk.alive[fin] = False
+    go = ~done
+    walk.stage[idx[go]] = nxt[go]
+    walk.t[idx[go]] = end[go]
+    walk.regressed[idx[reg]] = True
+    walk.revisit[idx] = reg
+
+
+def _draw_decoys(proc: _Process, cat: _Catalogue, walk: _Walk, rng: np.random.Generator) -> None:
+    """Add each decoy's events: the first ``max_count`` of a Poisson process over the case's life."""
+    first_code = cat.n_stages + len(cat.staged_names)
     for j, d in enumerate(proc.decoys):
         cap = int(d.max_count or 1)
         rate = float(d.rate_per_day or 0.0)
-        times = np.cumsum(rng.exponential(1.0 / rate, size=(n, cap)), axis=1)
-        dc, dk = np.nonzero(times < life[:, None])
-        ev_case.append(dc)
-        ev_name.append(np.full(len(dc), K + len(staged_names) + j))
-        ev_t.append(times[dc, dk])
+        times = np.cumsum(rng.exponential(1.0 / rate, size=(len(walk.life), cap)), axis=1)
+        dc, dk = np.nonzero(times < walk.life[:, None])
+        walk.events.add(dc, np.full(len(dc), first_code + j), times[dc, dk])
 
-    # --- calendar: created uniform over the span, then cut at as_of --------------------------------
+
+def _calendar(life: np.ndarray, open_share: float, start: pd.Timestamp, rng: np.random.Generator) -> _Calendar:
+    """Draw ``created`` uniform over a span chosen so that about ``open_share`` of the cases are open."""
+    n = len(life)
     span_days = float(math.ceil(float(life.mean()) / open_share))
     created_s = np.floor(rng.random(n) * span_days * S_PER_DAY).astype(np.int64)
     order = np.argsort(created_s, kind="stable")  # number cases in order of creation
@@ -605,107 +792,157 @@ def _generate(
     as_of_ns = start_ns + int(span_days * S_PER_DAY) * NS_PER_S
     created_ns = start_ns + created_s * NS_PER_S
     closed_ns = created_ns + np.round(life * S_PER_DAY).astype(np.int64) * NS_PER_S
-    is_closed = closed_ns <= as_of_ns
+    return _Calendar(
+        span_days=span_days,
+        start_ns=start_ns,
+        as_of_ns=as_of_ns,
+        created_ns=created_ns,
+        closed_ns=closed_ns,
+        is_closed=closed_ns <= as_of_ns,
+        order=order,
+        rank=rank,
+    )
 
-    e_case = np.concatenate(ev_case)
-    e_name = np.concatenate(ev_name)
-    e_ts = created_ns[e_case] + np.round(np.concatenate(ev_t) * S_PER_DAY).astype(np.int64) * NS_PER_S
-    keep = e_ts <= as_of_ns
-    e_case, e_name, e_ts = e_case[keep], e_name[keep], e_ts[keep]
 
-    # --- who did it: the case owner for the owner role, else a person of that role ---------------
+def _cut_at_as_of(raw: _RawEvents, cal: _Calendar) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The events' case, name code and timestamp (ns), without those after ``as_of``."""
+    e_case = np.concatenate(raw.case)
+    e_name = np.concatenate(raw.name)
+    e_ts = cal.created_ns[e_case] + np.round(np.concatenate(raw.days) * S_PER_DAY).astype(np.int64) * NS_PER_S
+    keep = e_ts <= cal.as_of_ns
+    return e_case[keep], e_name[keep], e_ts[keep]
+
+
+def _people(proc: _Process) -> tuple[list[str], dict[str, int]]:
+    """Everyone who can own an event (owners, then each role's people by role) and where each role begins."""
     people = list(proc.owners) + [p for r in sorted(proc.role_people) for p in proc.role_people[r]]
     first_of_role: dict[str, int] = {}
     pos = len(proc.owners)
     for r in sorted(proc.role_people):
         first_of_role[r] = pos
         pos += len(proc.role_people[r])
+    return people, first_of_role
+
+
+def _event_owners(
+    proc: _Process,
+    cat: _Catalogue,
+    owner: np.ndarray,
+    case: np.ndarray,
+    name: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw who did each event: the case owner for the owner role, else a person of that role."""
+    _, first_of_role = _people(proc)
     name_role = np.array(
-        [role_code[proc.owner_role]] * K
-        + [role_code[r] for r in staged_role]
-        + [role_code[d.role] for d in proc.decoys]
+        [cat.role_code[proc.owner_role]] * cat.n_stages
+        + [cat.role_code[r] for r in cat.staged_role]
+        + [cat.role_code[d.role] for d in proc.decoys]
     )
-    e_role = name_role[e_name]
-    e_owner = owner[e_case].copy()
-    pick = rng.random(len(e_case))
+    e_role = name_role[name]
+    e_owner = owner[case].copy()
+    pick = rng.random(len(case))
     for r, members in proc.role_people.items():
-        if r not in role_code:
+        if r not in cat.role_code:
             continue
-        m = e_role == role_code[r]
+        m = e_role == cat.role_code[r]
         if not m.any():
             continue
         if r == "Manager":  # the rep's own manager: reps are split evenly between managers
-            e_owner[m] = first_of_role[r] + owner[e_case[m]] * len(members) // len(proc.owners)
+            e_owner[m] = first_of_role[r] + owner[case[m]] * len(members) // len(proc.owners)
         else:
             e_owner[m] = first_of_role[r] + (pick[m] * len(members)).astype(np.int64)
+    return e_owner, e_role
 
-    # --- outcomes ---------------------------------------------------------------------------------
+
+def _outcomes(proc: _Process, failed: np.ndarray, cal: _Calendar) -> _Outcomes:
+    """Each case's outcome (``open`` when not closed by ``as_of``) and, for projects, its target date."""
     planned_days: float | None = None
-    target_ns = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    target_ns = np.full(len(failed), np.iinfo(np.int64).min, dtype=np.int64)
     if proc.kind == "deal":
         outcome = np.where(failed, "lost", "won")
     else:
         planned_days = float(proc.planned_factor or 1.0) * float(sum(proc.median_days))
-        target_ns = created_ns + round(planned_days * S_PER_DAY) * NS_PER_S
-        outcome = np.where(failed, "failed", np.where(closed_ns <= target_ns, "on_time", "late"))
-    outcome = np.where(is_closed, outcome, "open")
+        target_ns = cal.created_ns + round(planned_days * S_PER_DAY) * NS_PER_S
+        outcome = np.where(failed, "failed", np.where(cal.closed_ns <= target_ns, "on_time", "late"))
+    outcome = np.where(cal.is_closed, outcome, "open")
+    return _Outcomes(outcome, target_ns, planned_days)
 
-    # --- frames, in case order (cases numbered by creation) --------------------------------------
+
+def _case_ids(prefix: str, n: int) -> np.ndarray:
+    """Case ids ``D0001``... in order of creation, zero-padded to the width of ``n`` (at least 4)."""
     width = max(4, len(str(n)))
-    ids = np.strings.add(proc.prefix, np.strings.zfill(np.arange(1, n + 1).astype(str), width)).astype(object)
-    inv = order  # inv[new_position] = old index
+    return np.strings.add(prefix, np.strings.zfill(np.arange(1, n + 1).astype(str), width)).astype(object)
+
+
+def _cases_frame(
+    proc: _Process, attrs: _Attributes, cal: _Calendar, outcomes: _Outcomes, ids: np.ndarray
+) -> pd.DataFrame:
+    """The cases frame, in order of creation."""
+    inv = cal.order  # inv[new_position] = old index
     nat = np.iinfo(np.int64).min
-    cases = pd.DataFrame(
+    return pd.DataFrame(
         {
             "case_id": pd.array(ids, dtype="str"),
             "kind": proc.kind,
-            "outcome": outcome[inv],
-            "created": _ts(created_ns[inv]),
-            "closed": _ts(np.where(is_closed, closed_ns, nat)[inv]),
-            "amount": amount[inv],
-            "owner": pd.array(np.array(proc.owners, dtype=object)[owner[inv]], dtype="str"),
-            "segment": pd.array(np.array(_SEGMENTS, dtype=object)[segment[inv]], dtype="str"),
-            "target_date": _ts(target_ns[inv]),
+            "outcome": outcomes.outcome[inv],
+            "created": _ts(cal.created_ns[inv]),
+            "closed": _ts(np.where(cal.is_closed, cal.closed_ns, nat)[inv]),
+            "amount": attrs.amount[inv],
+            "owner": pd.array(np.array(proc.owners, dtype=object)[attrs.owner[inv]], dtype="str"),
+            "segment": pd.array(np.array(_SEGMENTS, dtype=object)[attrs.segment[inv]], dtype="str"),
+            "target_date": _ts(outcomes.target_ns[inv]),
         }
     )
-    new_case = rank[e_case]
-    ev_order = _event_order(new_case, e_ts, e_name, start_ns, len(names))
-    new_case, e_name, e_ts = new_case[ev_order], e_name[ev_order], e_ts[ev_order]
-    e_owner, e_role = e_owner[ev_order], e_role[ev_order]
+
+
+def _sorted_events(events: _Events, cal: _Calendar, n_names: int) -> _Events:
+    """Events with cases numbered by creation, sorted by case, time and name, same-second repeats dropped."""
+    new_case = cal.rank[events.case]
+    ev_order = _event_order(new_case, events.ts, events.name, cal.start_ns, n_names)
+    ev = replace(events, case=new_case).take(ev_order)
     # two events of one name in the same second (decoys can) are one event, as the loader sees it
-    dup = np.r_[False, (new_case[1:] == new_case[:-1]) & (e_ts[1:] == e_ts[:-1]) & (e_name[1:] == e_name[:-1])]
-    if dup.any():
-        keep = ~dup
-        new_case, e_name, e_ts, e_owner, e_role = (
-            new_case[keep], e_name[keep], e_ts[keep], e_owner[keep], e_role[keep]
-        )
-    events = pd.DataFrame(
+    dup = np.r_[False, (ev.case[1:] == ev.case[:-1]) & (ev.ts[1:] == ev.ts[:-1]) & (ev.name[1:] == ev.name[:-1])]
+    return ev.take(~dup) if dup.any() else ev
+
+
+def _events_frame(proc: _Process, cat: _Catalogue, ev: _Events, ids: np.ndarray) -> pd.DataFrame:
+    """The events frame (categorical case, name and type; owner and role as text)."""
+    people, _ = _people(proc)
+    return pd.DataFrame(
         {
-            "case_id": pd.Categorical.from_codes(new_case, categories=pd.Index(ids, dtype="str")),
-            "name": pd.Categorical.from_codes(e_name, categories=pd.Index(names, dtype="str")),
+            "case_id": pd.Categorical.from_codes(ev.case, categories=pd.Index(ids, dtype="str")),
+            "name": pd.Categorical.from_codes(ev.name, categories=pd.Index(cat.names, dtype="str")),
             "type": pd.Categorical.from_codes(
-                (e_name >= K).astype(np.int8), categories=pd.Index(["milestone", "activity"], dtype="str")
+                (ev.name >= cat.n_stages).astype(np.int8),
+                categories=pd.Index(["milestone", "activity"], dtype="str"),
             ),
-            "timestamp": _ts(e_ts),
-            "owner": pd.array(np.array(people, dtype=object)[e_owner], dtype="str"),
-            "role": pd.array(np.array(roles, dtype=object)[e_role], dtype="str"),
+            "timestamp": _ts(ev.ts),
+            "owner": pd.array(np.array(people, dtype=object)[ev.owner], dtype="str"),
+            "role": pd.array(np.array(cat.roles, dtype=object)[ev.role], dtype="str"),
         }
     )
-    report = LoadReport(
-        source=f"synthetic_history(n_cases={n}, seed={seed}, kind={proc.kind!r})",
-        rows_read=len(events),
-        rows_loaded=len(events),
-    )
-    from salesproc.history._history import finalize
 
-    history = finalize(cases, events, report)
 
+def _truth(
+    proc: _Process,
+    planted: tuple[PlantedEffect, ...],
+    nulls: tuple[PlantedActivity, ...],
+    cal: _Calendar,
+    planned_days: float | None,
+    *,
+    n: int,
+    start: pd.Timestamp,
+    open_share: float,
+    seed: int,
+) -> PlantedTruth:
+    """The :class:`PlantedTruth` recording every number the generator used."""
     activities: dict[str, PlantedActivity] = {}
     for e in planted:
         activities[e.name] = PlantedActivity(e.name, "effect", e.role, stage=e.stage, probability=e.probability)
     for a in nulls + proc.decoys:
         activities[a.name] = a
-    truth = PlantedTruth(
+    return PlantedTruth(
         kind=proc.kind,
         stages=list(proc.stages),
         median_days=dict(zip(proc.stages, proc.median_days)),
@@ -718,16 +955,15 @@ def _generate(
         nulls=[a.name for a in nulls],
         decoys=[d.name for d in proc.decoys],
         activities=activities,
-        as_of=pd.Timestamp(as_of_ns, tz="UTC"),
+        as_of=pd.Timestamp(cal.as_of_ns, tz="UTC"),
         start=start,
-        span_days=span_days,
+        span_days=cal.span_days,
         n_cases=n,
         seed=seed,
         open_share=open_share,
         planned_days=planned_days,
         roles={proc.owner_role: list(proc.owners), **{r: list(p) for r, p in proc.role_people.items()}},
     )
-    return history, truth
 
 
 def _event_order(case: np.ndarray, ts_ns: np.ndarray, name: np.ndarray, start_ns: int, n_names: int) -> np.ndarray:
