@@ -395,6 +395,7 @@ def _render_deal(job: _Job, envs: Mapping[str, Any], process: ProcessTemplate, d
 
 
 def _chunks(items: Sequence[tuple[str, str]], size: int) -> list[Sequence[tuple[str, str]]]:
+    """``items`` cut into consecutive chunks of ``size``."""
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
@@ -450,8 +451,21 @@ def render_batch(
     >>> run.index.name
     'index.html'
     """
-    from tqdm.auto import tqdm
+    fmts = _check_batch(review, formats, workers)
+    t0 = time.perf_counter()
+    job, pairs = _start_run(review, out_dir, fmts, overwrite, template_dir)
+    n_workers = _n_workers(workers, len(pairs))
+    if n_workers == 1:
+        results = _render_here(job, pairs, progress)
+    else:
+        results = _render_in_pool(job, pairs, n_workers, progress)
+    ordered = {cid: results[cid] for cid, _ in pairs}
+    index = _write_index(review, job.run_dir, pairs, fmts, overwrite, template_dir)
+    return BatchResult(job.run_dir, index, ordered, round(time.perf_counter() - t0, 3), n_workers)
 
+
+def _check_batch(review: Review, formats: Iterable[str], workers: int) -> tuple[str, ...]:
+    """Check render_batch's parameters (and that PDF output works, if asked for); the formats, once each."""
     from salesproc.review._review import Review
 
     if not isinstance(review, Review):
@@ -469,7 +483,13 @@ def render_batch(
         raise ValueError(f"The 'workers' parameter of render_batch must be a positive integer. Got {workers!r} instead.")
     if "pdf" in fmts:
         _check_pdf()
-    t0 = time.perf_counter()
+    return fmts
+
+
+def _start_run(
+    review: Review, out_dir: str | Path, fmts: tuple[str, ...], overwrite: bool, template_dir: str | Path | None
+) -> tuple[_Job, list[tuple[str, str]]]:
+    """Make the run folder and its ``deals/``; the workers' job and each deal's (case id, file slug)."""
     tdir = _user_dirs(template_dir)
     run_dir = new_run_dir(Path(out_dir), f"review-{review.as_of:%Y-%m-%d}", overwrite=overwrite)
     (run_dir / "deals").mkdir(exist_ok=True)
@@ -477,36 +497,75 @@ def render_batch(
     slugs = unique_slugs(ids)
     for s in slugs:  # slugs cannot escape; the check is cheap insurance
         confine(run_dir, f"deals/{s}.html")
-
     job = _Job(review, run_dir, fmts, overwrite, tdir[0] if template_dir is not None and tdir else None)
-    pairs = list(zip(ids, slugs))
+    return job, list(zip(ids, slugs))
+
+
+def _n_workers(workers: int, n_deals: int) -> int:
+    """How many processes to use: at most ``workers`` and the CPUs, one per 50 deals, 1 for a single deal."""
+    n_workers = max(1, min(workers, (n_deals + 49) // 50, os.cpu_count() or 1))
+    return 1 if n_deals < 2 else n_workers
+
+
+def _progress_bar(total: int, progress: bool) -> Any:
+    """A tqdm progress bar over the deal reports (on stderr; disabled unless ``progress``)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not progress, unit="deal", desc="deal reports")
+
+
+def _collect(done: Sequence[tuple[str, tuple[str, ...]]], results: dict[str, tuple[Path, ...]]) -> None:
+    """Add the paths written for each deal of ``done`` to ``results``."""
+    for cid, paths in done:
+        results[cid] = tuple(Path(p) for p in paths)
+
+
+def _render_here(job: _Job, pairs: Sequence[tuple[str, str]], progress: bool) -> dict[str, tuple[Path, ...]]:
+    """Render every deal's reports in this process, 25 deals at a time."""
     results: dict[str, tuple[Path, ...]] = {}
-    n_workers = max(1, min(workers, (len(pairs) + 49) // 50, os.cpu_count() or 1))
     bar = None
     try:
-        if n_workers == 1 or len(pairs) < 2:
-            n_workers = 1
-            _init_worker(job)
-            bar = tqdm(total=len(pairs), disable=not progress, unit="deal", desc="deal reports")
-            for chunk in _chunks(pairs, 25):
-                for cid, paths in _render_deals(chunk):
-                    results[cid] = tuple(Path(p) for p in paths)
-                bar.update(len(chunk))
-        else:
-            methods = multiprocessing.get_all_start_methods()
-            ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-            size = max(5, min(40, len(pairs) // (n_workers * 8) or 5))
-            with ctx.Pool(n_workers, initializer=_init_worker, initargs=(job,)) as pool:
-                bar = tqdm(total=len(pairs), disable=not progress, unit="deal", desc="deal reports")
-                for done in pool.imap_unordered(_render_deals, _chunks(pairs, size)):
-                    for cid, paths in done:
-                        results[cid] = tuple(Path(p) for p in paths)
-                    bar.update(len(done))
+        _init_worker(job)
+        bar = _progress_bar(len(pairs), progress)
+        for chunk in _chunks(pairs, 25):
+            _collect(_render_deals(chunk), results)
+            bar.update(len(chunk))
     finally:
         if bar is not None:
             bar.close()
-    ordered = {cid: results[cid] for cid in ids}
+    return results
 
+
+def _render_in_pool(
+    job: _Job, pairs: Sequence[tuple[str, str]], n_workers: int, progress: bool
+) -> dict[str, tuple[Path, ...]]:
+    """Render every deal's reports in ``n_workers`` (forked) processes, in chunks that keep them all busy."""
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+    size = max(5, min(40, len(pairs) // (n_workers * 8) or 5))
+    results: dict[str, tuple[Path, ...]] = {}
+    bar = None
+    try:
+        with ctx.Pool(n_workers, initializer=_init_worker, initargs=(job,)) as pool:
+            bar = _progress_bar(len(pairs), progress)
+            for done in pool.imap_unordered(_render_deals, _chunks(pairs, size)):
+                _collect(done, results)
+                bar.update(len(done))
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
+
+
+def _write_index(
+    review: Review,
+    run_dir: Path,
+    pairs: Sequence[tuple[str, str]],
+    fmts: tuple[str, ...],
+    overwrite: bool,
+    template_dir: str | Path | None,
+) -> Path:
+    """Write ``index.html`` (and ``index.md`` with Markdown reports), linking every deal's report."""
     links_html = {cid: f"deals/{s}.html" for cid, s in pairs} if "html" in fmts else {}
     links_pdf = {cid: f"deals/{s}.pdf" for cid, s in pairs} if "pdf" in fmts and "html" not in fmts else {}
     env, name, dirs = _resolve(None, "pipeline", "html", template_dir)
@@ -517,7 +576,7 @@ def render_batch(
         env, name, dirs = _resolve(None, "pipeline", "md", template_dir)
         ctx_md = report_context(review, charts=False, links={cid: f"deals/{s}.md" for cid, s in pairs})
         atomic_write_text(confine(run_dir, "index.md"), _render(env, name, ctx_md, dirs), overwrite=overwrite)
-    return BatchResult(run_dir, index, ordered, round(time.perf_counter() - t0, 3), n_workers)
+    return index
 
 
 def _check_pdf() -> None:
