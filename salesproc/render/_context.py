@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from salesproc.render._charts import MilestoneBar, ReportCanvas
-from salesproc.template._template import ProcessTemplate
+from salesproc.template._template import Milestone, ProcessTemplate
 
 if TYPE_CHECKING:
     from salesproc.plan._plan import Plan
@@ -242,56 +242,83 @@ def _checklist(
     out: list[dict[str, Any]] = []
     ms = sorted(t.milestones, key=lambda m: m.order)
     for i, m in enumerate(ms, start=1):
-        state = None
-        if deal:
-            if i < cur:
-                state = "done" if m.name in reached or not reached else "skipped"
-            else:
-                state = "current" if i == cur else "todo"
-        items: list[dict[str, Any]] = []
-        for a in t.activities:
-            if a.milestone != m.name or a.requirement not in ("required", "recommended", "warning"):
-                continue
-            warning = a.requirement == "warning"
-            a_state = None
-            if deal:
-                if warning:
-                    a_state = "happened" if a.name in done_acts else "clear"
-                elif a.name in done_acts:
-                    a_state = "done"
-                else:
-                    a_state = gaps.get(a.name, "todo")
-            items.append(_item(a, "avoid" if warning else "activity", a_state, done_acts.get(a.name)))
-        items.sort(key=lambda x: (x["kind"] == "avoid", -(x["due_days_before"] or 0)))
-        for c in m.exit_criteria:
-            items.append(
-                {
-                    "what": c, "kind": "exit", "requirement": "exit", "owner": m.owner_role,
-                    "due_days_before": None, "effect": None, "effect_ci": (None, None), "n": None,
-                    "note": None, "state": ("done" if state == "done" else "todo") if deal else None, "done_at": None,
-                }
-            )
-        ev = m.evidence
-        out.append(
-            {
-                "order": i,
-                "name": m.name,
-                "owner_role": m.owner_role,
-                "p50_days": _f(m.p50_days),
-                "p80_days": _f(m.p80_days),
-                "to_next": ev.to_next.model_dump() if ev.to_next else None,
-                "to_success": ev.to_success.model_dump() if ev.to_success else None,
-                "state": state,
-                "reached_at": _ts(reached.get(m.name)),
-                "items": items,
-            }
-        )
+        state = _milestone_state(i, cur, m.name, reached) if deal else None
+        items = _activity_items(t, m.name, gaps, done_acts, deal=deal)
+        items += _exit_items(m, state, deal=deal)
+        out.append(_milestone_line(i, m, state, reached, items))
     # warning signs not tied to a milestone go with the first one
     if out:
-        for a in t.activities:
-            if a.requirement == "warning" and a.milestone is None:
-                st = ("happened" if a.name in done_acts else "clear") if deal else None
-                out[0]["items"].append(_item(a, "avoid", st, done_acts.get(a.name)))
+        out[0]["items"] += _loose_warnings(t, done_acts, deal=deal)
+    return out
+
+
+def _milestone_state(i: int, cur: int, name: str, reached: Mapping[str, Any]) -> str:
+    """A deal's state at the ``i``-th milestone: ``done``, ``skipped``, ``current`` or ``todo``."""
+    if i < cur:
+        return "done" if name in reached or not reached else "skipped"
+    return "current" if i == cur else "todo"
+
+
+def _activity_items(
+    t: ProcessTemplate, milestone: str, gaps: Mapping[str, str], done_acts: Mapping[str, Any], *, deal: bool
+) -> list[dict[str, Any]]:
+    """The critical activities due by ``milestone``, then its warning signs, each with its state for a deal."""
+    items: list[dict[str, Any]] = []
+    for a in t.activities:
+        if a.milestone != milestone or a.requirement not in ("required", "recommended", "warning"):
+            continue
+        warning = a.requirement == "warning"
+        a_state = None
+        if deal:
+            if warning:
+                a_state = "happened" if a.name in done_acts else "clear"
+            elif a.name in done_acts:
+                a_state = "done"
+            else:
+                a_state = gaps.get(a.name, "todo")
+        items.append(_item(a, "avoid" if warning else "activity", a_state, done_acts.get(a.name)))
+    items.sort(key=lambda x: (x["kind"] == "avoid", -(x["due_days_before"] or 0)))
+    return items
+
+
+def _exit_items(m: Milestone, state: str | None, *, deal: bool) -> list[dict[str, Any]]:
+    """The milestone's exit criteria as checklist lines (``done`` once a deal is past it)."""
+    return [
+        {
+            "what": c, "kind": "exit", "requirement": "exit", "owner": m.owner_role,
+            "due_days_before": None, "effect": None, "effect_ci": (None, None), "n": None,
+            "note": None, "state": ("done" if state == "done" else "todo") if deal else None, "done_at": None,
+        }
+        for c in m.exit_criteria
+    ]
+
+
+def _milestone_line(
+    i: int, m: Milestone, state: str | None, reached: Mapping[str, Any], items: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One milestone of the checklist: its numbers, its state and its lines."""
+    ev = m.evidence
+    return {
+        "order": i,
+        "name": m.name,
+        "owner_role": m.owner_role,
+        "p50_days": _f(m.p50_days),
+        "p80_days": _f(m.p80_days),
+        "to_next": ev.to_next.model_dump() if ev.to_next else None,
+        "to_success": ev.to_success.model_dump() if ev.to_success else None,
+        "state": state,
+        "reached_at": _ts(reached.get(m.name)),
+        "items": items,
+    }
+
+
+def _loose_warnings(t: ProcessTemplate, done_acts: Mapping[str, Any], *, deal: bool) -> list[dict[str, Any]]:
+    """Warning signs not tied to a milestone (``happened`` or ``clear`` for a deal)."""
+    out = []
+    for a in t.activities:
+        if a.requirement == "warning" and a.milestone is None:
+            st = ("happened" if a.name in done_acts else "clear") if deal else None
+            out.append(_item(a, "avoid", st, done_acts.get(a.name)))
     return out
 
 
