@@ -47,8 +47,8 @@ from salesproc._hooks import report_renderer
 from salesproc._io import atomic_write_bytes, atomic_write_text
 from salesproc.errors import PlanError
 from salesproc.history._history import History, _ts
-from salesproc.plan._simulate import StageModel, simulate, stage_from_history, stage_from_template
-from salesproc.template._template import Dependency, ProcessTemplate
+from salesproc.plan._simulate import SimResult, StageModel, simulate, stage_from_history, stage_from_template
+from salesproc.template._template import Dependency, Milestone, ProcessTemplate
 
 __all__ = ["Goal", "Plan", "PlanItem", "plan_backwards", "plot_plan"]
 
@@ -364,6 +364,119 @@ def plan_backwards(
     >>> bool((df["latest_p80"] <= df["latest_p50"]).all())
     True
     """
+    req = _checked_request(
+        template, target_date=target_date, as_of=as_of, goal=goal, seed=seed, owners=owners,
+        dependencies=dependencies, n_simulations=n_simulations,
+    )
+    model = _stage_models(template, history, case, req.now)
+    state = _case_state(model, str(case), template, req.acts, req.now) if case is not None else _State()
+    sim = _simulate_paths(model, state, req)
+    schedule = _latest_safe_dates(model, state, req)
+    path = _critical_path(sim, state, schedule, req)
+    odds = _odds(sim, req)
+    items = [_plan_item(node, template, req, state, schedule, path) for node in schedule.topo]
+    return _assemble_plan(
+        template, req, case=case, state=state, odds=odds, items=items, fixed=schedule.fixed,
+        notes=[*model.notes, *schedule.notes],
+    )
+
+
+# --- the steps of plan_backwards -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The checked arguments of :func:`plan_backwards`: today, the goal and the items to plan."""
+
+    now: pd.Timestamp
+    today: pd.Timestamp
+    goal: Goal
+    days_left: float  # from ``now`` to the end of the target day
+    n: int
+    seed: int
+    names: list[str]
+    ms_index: dict[str, int]
+    graph: nx.DiGraph
+    acts: dict[str, Any]
+    owners: dict[str, str]
+
+    def sort_key(self, node: str) -> tuple[int, int, str]:
+        """Process order: milestones in the template's order, each after the activities due by it."""
+        return _sort_key(node, self.ms_index, self.acts)
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """Per item, in days from ``as_of``: when done items happened and the latest safe dates of the rest."""
+
+    topo: list[str]  # items in dependency order, ties in process order
+    status: dict[str, str]  # done, current and skipped items
+    fixed: dict[str, float]  # when done items happened (skipped milestones: when they were passed)
+    latest: dict[str, dict[str, float]]  # "p50" / "p80" -> item -> latest safe date
+    notes: list[str]
+
+
+@dataclass(frozen=True)
+class _CriticalPath:
+    """Expected dates (days from ``as_of``), each item's slack and the slack of the milestone chain."""
+
+    expected: dict[str, float]
+    slack: dict[str, float]
+    chain: float
+
+
+@dataclass(frozen=True)
+class _Odds:
+    """The Monte Carlo's verdict: the chance of success (by the target and at all), dates if it succeeds."""
+
+    probability: float
+    p_success: float
+    earliest: pd.Timestamp | None = None
+    p50_date: pd.Timestamp | None = None
+    p80_date: pd.Timestamp | None = None
+    median_days: float | None = None
+
+
+def _checked_request(
+    template: ProcessTemplate,
+    *,
+    target_date: Any,
+    as_of: Any,
+    goal: Goal | None,
+    seed: int,
+    owners: Mapping[str, str] | None,
+    dependencies: Iterable[Dependency | tuple[str, str]],
+    n_simulations: int,
+) -> _Request:
+    """Check the goal and dates, the dependencies (no cycles) and the owners: what to plan."""
+    now = _check_arguments(template, n_simulations=n_simulations, seed=seed, as_of=as_of)
+    resolved = _resolve_goal(goal, target_date, template.kind)
+    graph, acts = _graph(template, dependencies)
+    owner_of = dict(owners or {})
+    unknown = sorted(set(owner_of) - set(graph.nodes))
+    if unknown:
+        raise PlanError(
+            f"The 'owners' parameter names {unknown}, which are not milestones or planned activities. "
+            f"Expected some of {sorted(graph.nodes)}."
+        )
+    names = template.milestone_names
+    return _Request(
+        now=now,
+        today=now.floor("D"),
+        goal=resolved,
+        days_left=(resolved.target_date + DAY - now) / DAY,
+        n=int(n_simulations),
+        seed=int(seed),
+        names=names,
+        ms_index={m: i for i, m in enumerate(names)},
+        graph=graph,
+        acts=acts,
+        owners=owner_of,
+    )
+
+
+def _check_arguments(template: Any, *, n_simulations: Any, seed: Any, as_of: Any) -> pd.Timestamp:
+    """Check the template, the number of simulations, the seed and ``as_of``; ``as_of`` as a timestamp."""
     if not isinstance(template, ProcessTemplate):
         raise PlanError(
             "The 'template' parameter of plan_backwards must be a ProcessTemplate. "
@@ -381,57 +494,41 @@ def plan_backwards(
         raise PlanError("The 'as_of' parameter of plan_backwards is required: the plan's today (never the clock).")
     now = _ts(as_of, "as_of")
     assert now is not None
-    kind = template.kind
-    goal = _resolve_goal(goal, target_date, kind)
-    target = goal.target_date
-    deadline = target + DAY
-    n = int(n_simulations)
+    return now
 
-    names = template.milestone_names
-    ms_index = {m: i for i, m in enumerate(names)}
-    graph, act_by_name = _graph(template, dependencies)
-    owners = dict(owners or {})
-    unknown = sorted(set(owners) - set(graph.nodes))
-    if unknown:
-        raise PlanError(
-            f"The 'owners' parameter names {unknown}, which are not milestones or planned activities. "
-            f"Expected some of {sorted(graph.nodes)}."
-        )
 
+def _stage_models(
+    template: ProcessTemplate, history: History | None, case: str | None, now: pd.Timestamp
+) -> _Model:
+    """The milestones' duration models: from the history (under the template's names) when given, else the template."""
     if history is not None:
         history = template.align(history)  # renamed / merged milestones match their old event names
     model = _model(template, history, now)
-    notes = list(model.notes)
     if case is not None and history is None:
         raise PlanError(
             f"The 'case' parameter ({case!r}) needs the history it comes from. Fix: plan_backwards(..., history=h)."
         )
-    state = _case_state(model, str(case), template, act_by_name, now) if case is not None else _State()
+    return model
 
-    # --- simulate ------------------------------------------------------------------------
-    start = state.current if state.current is not None else 0
-    rng = np.random.default_rng([int(seed), 0])
-    sim = simulate(model.stages, start=start, age=state.age, n=n, rng=rng)
-    now_ns = now.value
-    days_left = (deadline - now) / DAY
-    ok = sim.success
-    p_success = float(ok.mean())
-    probability = float((ok & (sim.total < days_left)).mean())
-    done_t = sim.total[ok]
-    if len(done_t):
-        q10, q50, q80 = np.quantile(done_t, [0.1, 0.5, 0.8])
-        earliest: pd.Timestamp | None = _floor(now_ns, q10)
-        p50_date: pd.Timestamp | None = _floor(now_ns, q50)
-        p80_date: pd.Timestamp | None = _floor(now_ns, q80)
-        median_days: float | None = float(q50)
-    else:
-        earliest = p50_date = p80_date = None
-        median_days = None
-    remaining_q, remaining_notes = model.remaining_quantiles(int(seed), n)
-    notes += remaining_notes
 
-    # --- per-item dates (days from as_of) ------------------------------------------------
-    K = len(names)
+def _simulate_paths(model: _Model, state: _State, req: _Request) -> SimResult:
+    """The Monte Carlo: ``req.n`` paths from where the case stands (seeded by ``req.seed``)."""
+    rng = np.random.default_rng([req.seed, 0])
+    return simulate(model.stages, start=state.start, age=state.age, n=req.n, rng=rng)
+
+
+def _latest_safe_dates(model: _Model, state: _State, req: _Request) -> _Schedule:
+    """Latest safe dates at 50% and 80%, working backwards from the target through the dependency graph."""
+    remaining_q, notes = model.remaining_quantiles(req.seed, req.n)
+    status, fixed = _done_items(state, req)
+    topo = list(nx.lexicographical_topological_sort(req.graph, key=req.sort_key))
+    latest = {lvl: _latest_at(req, topo, fixed, remaining_q[:, qcol]) for lvl, qcol in (("p50", 0), ("p80", 1))}
+    return _Schedule(topo=topo, status=status, fixed=fixed, latest=latest, notes=list(notes))
+
+
+def _done_items(state: _State, req: _Request) -> tuple[dict[str, str], dict[str, float]]:
+    """Status and date (days from ``as_of``) of the items already done, current or skipped."""
+    names, now = req.names, req.now
     fixed: dict[str, float] = {}  # done / skipped items: the date they happened (or were passed)
     status: dict[str, str] = {}
     for j, m in enumerate(names):
@@ -445,84 +542,131 @@ def plan_backwards(
     for act_name, when in state.acts_done.items():
         status[act_name] = "done"
         fixed[act_name] = (when - now) / DAY
+    return status, fixed
 
-    # expected (median) entry dates among successful paths
+
+def _latest_at(req: _Request, topo: list[str], fixed: Mapping[str, float], remaining: np.ndarray) -> dict[str, float]:
+    """One level's latest dates: the target minus the time still to go, never later than a dependent item's."""
+    days_left = req.days_left
+    lat: dict[str, float] = {}
+    for node in reversed(topo):
+        if node in fixed:
+            continue
+        if node in req.ms_index:
+            base = days_left - float(remaining[req.ms_index[node]])
+        else:
+            act = req.acts[node]
+            if act.milestone is not None:
+                succ_ms = lat.get(act.milestone, fixed.get(act.milestone, days_left))
+                base = succ_ms - float(act.due_days_before or 0.0)
+            else:
+                base = days_left
+        for s in req.graph.successors(node):
+            base = min(base, lat.get(s, fixed.get(s, days_left)))
+        lat[node] = min(base, days_left)
+    return lat
+
+
+def _critical_path(sim: SimResult, state: _State, schedule: _Schedule, req: _Request) -> _CriticalPath:
+    """Expected dates forward through the dependency graph, each item's slack and the milestone chain's."""
+    expected = _expected_entries(sim, state.start, req.names)
+    fixed = schedule.fixed
+    for node in schedule.topo:  # activities: as soon as what they depend on is done
+        if node in fixed or node in req.ms_index:
+            continue
+        preds = [fixed.get(p, expected.get(p, 0.0)) for p in req.graph.predecessors(node)]
+        expected[node] = max([0.0, *preds])
+    latest = schedule.latest["p50"]
+    slack = {x: latest[x] - expected[x] for x in latest if x in expected}
+    ms_slack = [slack[m] for m in req.names if m in slack and m not in fixed]
+    chain = max(min(ms_slack), 0.0) if ms_slack else 0.0
+    return _CriticalPath(expected=expected, slack=slack, chain=chain)
+
+
+def _expected_entries(sim: SimResult, start: int, names: list[str]) -> dict[str, float]:
+    """Median simulated entry (days from ``as_of``) of each milestone to come, among the paths that succeed."""
+    ok = sim.success
     expected: dict[str, float] = {}
-    for j in range(start, K):
+    for j in range(start, len(names)):
         col = sim.entry[:, j]
         sel = ok & ~np.isnan(col)
         if not sel.any():
             sel = ~np.isnan(col)
         if sel.any():
             expected[names[j]] = float(np.median(col[sel]))
+    return expected
 
-    topo = list(nx.lexicographical_topological_sort(graph, key=lambda x: _sort_key(x, ms_index, act_by_name)))
-    latest: dict[str, dict[str, float]] = {"p50": {}, "p80": {}}
-    for lvl, qcol in (("p50", 0), ("p80", 1)):
-        lat = latest[lvl]
-        for node in reversed(topo):
-            if node in fixed:
-                continue
-            if node in ms_index:
-                base = days_left - float(remaining_q[ms_index[node], qcol])
-            else:
-                act = act_by_name[node]
-                if act.milestone is not None:
-                    succ_ms = lat.get(act.milestone, fixed.get(act.milestone, days_left))
-                    base = succ_ms - float(act.due_days_before or 0.0)
-                else:
-                    base = days_left
-            for s in graph.successors(node):
-                base = min(base, lat.get(s, fixed.get(s, days_left)))
-            lat[node] = min(base, days_left)
 
-    # forward: earliest expected dates for activities
-    for node in topo:
-        if node in fixed or node in ms_index:
-            continue
-        preds = [fixed.get(p, expected.get(p, 0.0)) for p in graph.predecessors(node)]
-        expected[node] = max([0.0, *preds])
+def _odds(sim: SimResult, req: _Request) -> _Odds:
+    """The chance of success by the target and at all; the P10/P50/P80 completion dates of the successes."""
+    ok = sim.success
+    p_success = float(ok.mean())
+    probability = float((ok & (sim.total < req.days_left)).mean())
+    done_t = sim.total[ok]
+    if not len(done_t):
+        return _Odds(probability=probability, p_success=p_success)
+    q10, q50, q80 = np.quantile(done_t, [0.1, 0.5, 0.8])
+    now_ns = req.now.value
+    return _Odds(
+        probability=probability,
+        p_success=p_success,
+        earliest=_floor(now_ns, q10),
+        p50_date=_floor(now_ns, q50),
+        p80_date=_floor(now_ns, q80),
+        median_days=float(q50),
+    )
 
-    slack = {x: latest["p50"][x] - expected[x] for x in latest["p50"] if x in expected}
-    ms_slack = [slack[m] for m in names if m in slack and m not in fixed]
-    chain = max(min(ms_slack), 0.0) if ms_slack else 0.0
 
-    today = now.floor("D")
-    items: list[PlanItem] = []
-    for node in topo:
-        is_ms = node in ms_index
-        a = None if is_ms else act_by_name[node]
-        st: str = status.get(node, "planned")
-        l50 = l80 = None
-        crit = False
-        if node not in fixed:
-            l50 = _floor_excl(now_ns, latest["p50"][node])
-            l80 = _floor_excl(now_ns, latest["p80"][node])
-            if l80 < today:
-                st = "overdue"
-            missed = a is not None and a.milestone is not None and a.milestone in fixed
-            crit = is_ms or (not missed and node in slack and slack[node] <= chain + 0.5)
-        done_date = state.reached.get(node) if is_ms else state.acts_done.get(node)
-        exp = expected.get(node)
-        role = (template.milestone(node).owner_role if is_ms else (a.owner_role if a else None))
-        items.append(
-            PlanItem(
-                name=node,
-                type="milestone" if is_ms else "activity",
-                owner=owners.get(node, role),
-                status=st,  # type: ignore[arg-type]
-                latest_p50=l50,
-                latest_p80=l80,
-                done_date=done_date,
-                depends_on=tuple(sorted(graph.predecessors(node), key=lambda x: _sort_key(x, ms_index, act_by_name))),
-                critical=bool(crit),
-                slack=round(slack[node], 1) if (node in slack and node not in fixed) else None,
-                expected=_floor(now_ns, exp) if (exp is not None and node not in fixed) else None,
-                milestone=None if is_ms else (a.milestone if a else None),
-                requirement=None if is_ms else (a.requirement if a else None),
-            )
-        )
+def _plan_item(
+    node: str, template: ProcessTemplate, req: _Request, state: _State, schedule: _Schedule, path: _CriticalPath
+) -> PlanItem:
+    """One milestone or activity of the plan: its status, latest safe dates, slack and owner."""
+    is_ms = node in req.ms_index
+    a = None if is_ms else req.acts[node]
+    fixed, slack, now_ns = schedule.fixed, path.slack, req.now.value
+    st: str = schedule.status.get(node, "planned")
+    l50 = l80 = None
+    crit = False
+    if node not in fixed:
+        l50 = _floor_excl(now_ns, schedule.latest["p50"][node])
+        l80 = _floor_excl(now_ns, schedule.latest["p80"][node])
+        if l80 < req.today:
+            st = "overdue"
+        missed = a is not None and a.milestone is not None and a.milestone in fixed
+        crit = is_ms or (not missed and node in slack and slack[node] <= path.chain + 0.5)
+    done_date = state.reached.get(node) if is_ms else state.acts_done.get(node)
+    exp = path.expected.get(node)
+    role = (template.milestone(node).owner_role if is_ms else (a.owner_role if a else None))
+    return PlanItem(
+        name=node,
+        type="milestone" if is_ms else "activity",
+        owner=req.owners.get(node, role),
+        status=st,  # type: ignore[arg-type]
+        latest_p50=l50,
+        latest_p80=l80,
+        done_date=done_date,
+        depends_on=tuple(sorted(req.graph.predecessors(node), key=req.sort_key)),
+        critical=bool(crit),
+        slack=round(slack[node], 1) if (node in slack and node not in fixed) else None,
+        expected=_floor(now_ns, exp) if (exp is not None and node not in fixed) else None,
+        milestone=None if is_ms else (a.milestone if a else None),
+        requirement=None if is_ms else (a.requirement if a else None),
+    )
 
+
+def _assemble_plan(
+    template: ProcessTemplate,
+    req: _Request,
+    *,
+    case: str | None,
+    state: _State,
+    odds: _Odds,
+    items: list[PlanItem],
+    fixed: Mapping[str, float],
+    notes: list[str],
+) -> Plan:
+    """The Plan: the items to do by window (latest safe date at 80%), the critical path, the message, the notes."""
+    today, n = req.today, req.n
     missed_acts = [it.name for it in items if it.remaining and it.milestone is not None and it.milestone in fixed]
     if missed_acts:
         notes.append(
@@ -536,42 +680,39 @@ def plan_backwards(
     two = tuple(
         it.name for it in todo if today + 7 * DAY <= it.latest_p80 < today + 21 * DAY  # type: ignore[operator]
     )
-    critical_path = tuple(it.name for it in items if it.critical)
-
-    position = names[start]
+    position = req.names[state.start]
     message = _message(
-        kind=kind, probability=probability, p_success=p_success, target=target, today=today,
-        position=position if state.current is None else f"{position} (there for {state.age:.0f} days)",
-        median_days=median_days,
-        earliest=earliest, p50=p50_date, p80=p80_date, n=n,
+        kind=template.kind, probability=odds.probability, p_success=odds.p_success, target=req.goal.target_date,
+        today=today, position=position if state.current is None else f"{position} (there for {state.age:.0f} days)",
+        median_days=odds.median_days, earliest=odds.earliest, p50=odds.p50_date, p80=odds.p80_date, n=n,
     )
     notes.append(
         "P50/P80 completion dates and the earliest realistic date are conditional on success; "
-        f"'this week' and 'next two weeks' go by the latest safe date at 80% ({n:,} simulations, seed {seed})."
+        f"'this week' and 'next two weeks' go by the latest safe date at 80% ({n:,} simulations, seed {req.seed})."
     )
     return Plan(
         template_name=template.name,
-        kind=kind,
+        kind=template.kind,
         case_id=str(case) if case is not None else None,
-        goal=goal,
-        as_of=now,
-        target_date=target,
-        probability=probability,
-        p_success=p_success,
-        p50_date=p50_date,
-        p80_date=p80_date,
-        earliest_date=earliest,
-        median_days=median_days,
-        current=names[state.current] if state.current is not None else None,
+        goal=req.goal,
+        as_of=req.now,
+        target_date=req.goal.target_date,
+        probability=odds.probability,
+        p_success=odds.p_success,
+        p50_date=odds.p50_date,
+        p80_date=odds.p80_date,
+        earliest_date=odds.earliest,
+        median_days=odds.median_days,
+        current=req.names[state.current] if state.current is not None else None,
         items=tuple(items),
-        critical_path=critical_path,
+        critical_path=tuple(it.name for it in items if it.critical),
         this_week=week,
         next_two_weeks=two,
         overdue=overdue,
         message=message,
         notes=tuple(dict.fromkeys(notes)),
         n_simulations=n,
-        seed=int(seed),
+        seed=req.seed,
     )
 
 
@@ -717,23 +858,9 @@ def _model(template: ProcessTemplate, history: History | None, as_of: pd.Timesta
     if hit is not None and hit.template is template and hit.history is history:
         _MODELS.move_to_end(key)
         return hit
+    view = _history_view(template, history, as_of) if history is not None else None
+    hist_stages = _history_visits(view, template, as_of) if view is not None else {}
     notes: list[str] = []
-    view = None
-    hist_stages: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    if history is not None:
-        if not isinstance(history, History):
-            raise PlanError(
-                f"The 'history' parameter of plan_backwards must be a History. Got {type(history).__name__} instead."
-            )
-        view = history.as_of(as_of)
-        if set(view.kinds) - {template.kind}:
-            view = view.filter(kind=template.kind)
-        if len(view) == 0:
-            raise PlanError(
-                f"The history holds no {template.kind}s created by {as_of:%Y-%m-%d}. "
-                "Fix: pass a later as_of or the matching history."
-            )
-        hist_stages = _history_visits(view, template, as_of)
     stages: list[StageModel] = []
     ordered = sorted(template.milestones, key=lambda m: m.order)
     rates = [m.evidence.to_next.rate for m in ordered[:-1] if m.evidence.to_next and m.evidence.to_next.rate is not None]
@@ -741,53 +868,86 @@ def _model(template: ProcessTemplate, history: History | None, as_of: pd.Timesta
     # is taken as the other milestones' average instead
     project_last = float(np.mean(rates)) if rates else 1.0
     for m in ordered:
-        ev = m.evidence
         from_hist = hist_stages.get(m.name)
         if from_hist is not None:
-            st, note = stage_from_history(m.name, days=from_hist[0], exit_kind=from_hist[1], skip=ev.skipped_share)
+            st, note = stage_from_history(m.name, days=from_hist[0], exit_kind=from_hist[1], skip=m.evidence.skipped_share)
+            stage_notes = [note] if note else []
         else:
-            if history is not None:
-                notes.append(f"{m.name}: under {_MIN_VISITS} visits in the history; the template's numbers are used")
-            hand = bool({"p50_days", "p80_days"} & set(m.edited))
-            if template.kind == "project" and m is ordered[-1]:
-                p_move = project_last
-            elif ev.to_next is not None and ev.to_next.rate is not None:
-                p_move = ev.to_next.rate
-            else:
-                p_move = 1.0
-                notes.append(f"{m.name}: no evidence on how many move on; the plan assumes all do")
-            try:
-                st, note = stage_from_template(
-                    m.name, quantiles=list(ev.duration.quantiles), p50=m.p50_days, p80=m.p80_days,
-                    p_move=p_move, skip=ev.skipped_share, use_quantiles=not hand, revisit=ev.revisited_share,
-                )
-            except ValueError:
-                raise PlanError(
-                    f"milestone {m.name!r} has no duration to plan with (no quantiles, no p50_days). "
-                    "Fix: set p50_days and p80_days for it in the template, or pass history=."
-                ) from None
-        if note:
-            notes.append(note)
+            p_move = project_last if template.kind == "project" and m is ordered[-1] else None
+            st, stage_notes = _template_stage(m, p_move, with_history=history is not None)
+        notes += stage_notes
         stages.append(st)
-    if history is None:
-        notes.append("durations and conversion from the template's evidence (pass history= for the full empirical data)")
-        if template.kind == "project":
-            notes.append(
-                f"projects: the template's last step counts late finishes as not converting, so the chance of "
-                f"failing at {ordered[-1].name} is taken as the other milestones' average ({1 - project_last:.0%}); "
-                "pass history= to count failed projects directly"
-            )
-    else:
-        notes.append(
-            f"durations and conversion from the history as known on {as_of:%Y-%m-%d}: Aalen-Johansen over the "
-            "time from first reaching each milestone to first reaching a later one (loops included; cases "
-            "still there are censored)"
-        )
+    notes += _source_notes(template, history, as_of, last=ordered[-1].name, project_last=project_last)
     model = _Model(template=template, history=history, view=view, stages=stages, notes=notes)
     _MODELS[key] = model
     while len(_MODELS) > 4:
         _MODELS.popitem(last=False)
     return model
+
+
+def _history_view(template: ProcessTemplate, history: Any, as_of: pd.Timestamp) -> History:
+    """The history as known at ``as_of``, the template's kind of cases only; none is a PlanError."""
+    if not isinstance(history, History):
+        raise PlanError(
+            f"The 'history' parameter of plan_backwards must be a History. Got {type(history).__name__} instead."
+        )
+    view = history.as_of(as_of)
+    if set(view.kinds) - {template.kind}:
+        view = view.filter(kind=template.kind)
+    if len(view) == 0:
+        raise PlanError(
+            f"The history holds no {template.kind}s created by {as_of:%Y-%m-%d}. "
+            "Fix: pass a later as_of or the matching history."
+        )
+    return view
+
+
+def _template_stage(m: Milestone, p_move: float | None, *, with_history: bool) -> tuple[StageModel, list[str]]:
+    """A milestone's stage model from the template's numbers (``p_move`` overrides its ``to_next``), with notes."""
+    ev = m.evidence
+    notes: list[str] = []
+    if with_history:
+        notes.append(f"{m.name}: under {_MIN_VISITS} visits in the history; the template's numbers are used")
+    hand = bool({"p50_days", "p80_days"} & set(m.edited))
+    if p_move is None:
+        if ev.to_next is not None and ev.to_next.rate is not None:
+            p_move = ev.to_next.rate
+        else:
+            p_move = 1.0
+            notes.append(f"{m.name}: no evidence on how many move on; the plan assumes all do")
+    try:
+        st, note = stage_from_template(
+            m.name, quantiles=list(ev.duration.quantiles), p50=m.p50_days, p80=m.p80_days,
+            p_move=p_move, skip=ev.skipped_share, use_quantiles=not hand, revisit=ev.revisited_share,
+        )
+    except ValueError:
+        raise PlanError(
+            f"milestone {m.name!r} has no duration to plan with (no quantiles, no p50_days). "
+            "Fix: set p50_days and p80_days for it in the template, or pass history=."
+        ) from None
+    if note:
+        notes.append(note)
+    return st, notes
+
+
+def _source_notes(
+    template: ProcessTemplate, history: History | None, as_of: pd.Timestamp, *, last: str, project_last: float
+) -> list[str]:
+    """Notes on where the durations and conversion come from."""
+    if history is not None:
+        return [
+            f"durations and conversion from the history as known on {as_of:%Y-%m-%d}: Aalen-Johansen over the "
+            "time from first reaching each milestone to first reaching a later one (loops included; cases "
+            "still there are censored)"
+        ]
+    notes = ["durations and conversion from the template's evidence (pass history= for the full empirical data)"]
+    if template.kind == "project":
+        notes.append(
+            f"projects: the template's last step counts late finishes as not converting, so the chance of "
+            f"failing at {last} is taken as the other milestones' average ({1 - project_last:.0%}); "
+            "pass history= to count failed projects directly"
+        )
+    return notes
 
 
 def _history_visits(view: History, template: ProcessTemplate, as_of: pd.Timestamp) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -831,17 +991,25 @@ def _history_visits(view: History, template: ProcessTemplate, as_of: pd.Timestam
     return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class _State:
+    """Where a case stands on ``as_of``: its current milestone, for how long, what it reached and did when."""
+
     current: int | None = None
     age: float = 0.0
     reached: dict[str, pd.Timestamp] = field(default_factory=dict)
     acts_done: dict[str, pd.Timestamp] = field(default_factory=dict)
 
+    @property
+    def start(self) -> int:
+        """The milestone the simulated paths start from."""
+        return self.current if self.current is not None else 0
+
 
 def _case_state(
     model: _Model, case: str, template: ProcessTemplate, acts: Mapping[str, Any], as_of: pd.Timestamp
 ) -> _State:
+    """Where ``case`` stands in the history on ``as_of``; an unknown or closed case is a :class:`PlanError`."""
     view = model.view
     assert view is not None
     found = model.case(case)
@@ -860,25 +1028,24 @@ def _case_state(
         )
     names = template.milestone_names
     idx = {m: i for i, m in enumerate(names)}
-    state = _State()
+    reached: dict[str, pd.Timestamp] = {}
+    acts_done: dict[str, pd.Timestamp] = {}
     for name, is_ms_type, ns in ev:
         when = pd.Timestamp(ns, tz="UTC")
         if when > as_of:
             continue
         if is_ms_type or name in idx:
-            if name in idx and name not in state.reached:
-                state.reached[name] = when
-        elif name in acts and name not in state.acts_done:
-            state.acts_done[name] = when
-    if state.reached:
-        cur = max(idx[m] for m in state.reached)
-        state.current = cur
-        entered = state.reached[names[cur]]  # its time in milestone runs from the first reach
-        state.age = max((as_of - entered) / DAY, 0.0)
-    else:
-        created = row["created"]
-        state.age = max((as_of - created) / DAY, 0.0) if not pd.isna(created) else 0.0
-    return state
+            if name in idx and name not in reached:
+                reached[name] = when
+        elif name in acts and name not in acts_done:
+            acts_done[name] = when
+    if reached:
+        cur = max(idx[m] for m in reached)
+        entered = reached[names[cur]]  # its time in milestone runs from the first reach
+        return _State(current=cur, age=max((as_of - entered) / DAY, 0.0), reached=reached, acts_done=acts_done)
+    created = row["created"]
+    age = max((as_of - created) / DAY, 0.0) if not pd.isna(created) else 0.0
+    return _State(age=age, reached=reached, acts_done=acts_done)
 
 
 def _message(
