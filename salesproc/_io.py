@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +23,10 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = False
     if p.exists() and not overwrite:
         raise OverwriteError(f"{p} exists. Fix: choose another path or pass overwrite=True.")
     p.parent.mkdir(parents=True, exist_ok=True)
+    mode = _mode_for(p, default=0o666)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        os.fchmod(fd, mode)  # mkstemp makes 0600: give the file the mode a plain open() would
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -49,6 +52,25 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = False
     return p
 
 
+def _mode_for(path: Path, *, default: int) -> int:
+    """The permission bits a new file gets from the umask (``default & ~umask``), or those of the
+    file being replaced, so an atomic write changes no one's access."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return default & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: the classic read (set, then restore)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: str | Path, text: str, *, overwrite: bool = False, durable: bool = True) -> Path:
     """:func:`atomic_write_bytes` for UTF-8 text."""
     return atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite, durable=durable)
@@ -59,8 +81,10 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder that replaces ``path`` only once the block succeeds."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    mode = _mode_for(p, default=0o777)
     tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=p.parent))
     try:
+        tmp.chmod(mode)  # mkdtemp makes 0700: give the folder the mode a plain mkdir() would
         yield tmp
         if p.exists():
             old = p.with_name(f".{p.name}.old")
