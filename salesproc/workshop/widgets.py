@@ -545,8 +545,18 @@ class TemplateEditor(_Shell):
         self.message = ""
         self._history: list[ProcessTemplate] = []
         self._syncing = False
-        lay = W.Layout(width="auto")
-        # milestones
+        lay = W.Layout(width="auto")  # one layout shared by the buttons
+        self._make_milestone_controls(lay)
+        self._make_activity_controls(lay)
+        self._make_save_controls(lay)
+        self._connect()
+        self.widget = self._layout()
+        self.widget.add_class("salesproc-template-editor")
+        self._refresh()
+
+    # -- controls ------------------------------------------------------------------------------
+    def _make_milestone_controls(self, lay: W.Layout) -> None:
+        """Create the milestone list and its controls (move, rename, merge, owner, exits, durations)."""
         self.milestones = W.Select(options=[], rows=8, layout=W.Layout(width="320px"))
         self.milestones.add_class("salesproc-milestones")
         self.up_button = W.Button(description="Up", icon="arrow-up", layout=lay)
@@ -572,7 +582,9 @@ class TemplateEditor(_Shell):
         self.p80_text.add_class("salesproc-p80")
         self.apply_milestone_button = W.Button(description="Apply", layout=lay)
         self.apply_milestone_button.add_class("salesproc-apply-milestone")
-        # activities
+
+    def _make_activity_controls(self, lay: W.Layout) -> None:
+        """Create the activity list and its controls (requirement, accept, reject, due by, owner, days)."""
         self.activities = W.Select(options=[], rows=8, layout=W.Layout(width="320px"))
         self.activities.add_class("salesproc-activities")
         self.requirement = W.ToggleButtons(options=list(edit.REQUIREMENTS), value="none",
@@ -590,7 +602,9 @@ class TemplateEditor(_Shell):
         self.due_text.add_class("salesproc-due")
         self.apply_activity_button = W.Button(description="Apply", layout=lay)
         self.apply_activity_button.add_class("salesproc-apply-activity")
-        # save
+
+    def _make_save_controls(self, lay: W.Layout) -> None:
+        """Create Undo and Save, the status line, the diff of the last save and the template's preview."""
         self.undo_button = W.Button(description="Undo", icon="undo", layout=lay)
         self.undo_button.add_class("salesproc-undo-button")
         self.save_button = W.Button(description="Save new version", button_style="primary", icon="save",
@@ -603,6 +617,8 @@ class TemplateEditor(_Shell):
         self.diff_view = W.HTML()
         self.diff_view.add_class("salesproc-diff")
 
+    def _connect(self) -> None:
+        """Connect the lists and buttons to their handlers."""
         self.milestones.observe(lambda _: self._show_milestone(), names="value")
         self.activities.observe(lambda _: self._show_activity(), names="value")
         self.up_button.on_click(lambda _: self._edit_selected(edit.move_milestone, -1))
@@ -616,6 +632,8 @@ class TemplateEditor(_Shell):
         self.undo_button.on_click(lambda _: self.undo())
         self.save_button.on_click(lambda _: self.save())
 
+    def _layout(self) -> W.VBox:
+        """Arrange the controls: milestones, activities, Undo and Save, status, diff and preview."""
         ms_box = W.HBox([
             self.milestones,
             W.VBox([
@@ -636,7 +654,7 @@ class TemplateEditor(_Shell):
                 self.apply_activity_button,
             ]),
         ])
-        self.widget = W.VBox([
+        return W.VBox([
             W.HTML("<h4>Milestones</h4><small>Select one, then move, rename, merge or set its owner, "
                    "exit criteria and usual duration (✎ marks your edits).</small>"),
             ms_box,
@@ -648,8 +666,6 @@ class TemplateEditor(_Shell):
             self.diff_view,
             self.preview,
         ])
-        self.widget.add_class("salesproc-template-editor")
-        self._refresh()
 
     # -- state ---------------------------------------------------------------------------------
     def apply(self, fn: Callable[..., ProcessTemplate], *args: Any, **kwargs: Any) -> bool:
