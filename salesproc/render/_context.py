@@ -262,7 +262,7 @@ def _milestone_state(i: int, cur: int, name: str, reached: Mapping[str, Any]) ->
 def _activity_items(
     t: ProcessTemplate, milestone: str, gaps: Mapping[str, str], done_acts: Mapping[str, Any], *, deal: bool
 ) -> list[dict[str, Any]]:
-    """The critical activities due by ``milestone``, then its warning signs, each with its state for a deal."""
+    """The critical activities due by ``milestone``, then its warning signs (with their states for a deal)."""
     items: list[dict[str, Any]] = []
     for a in t.activities:
         if a.milestone != milestone or a.requirement not in ("required", "recommended", "warning"):

@@ -487,7 +487,11 @@ def _check_batch(review: Review, formats: Iterable[str], workers: int) -> tuple[
 
 
 def _start_run(
-    review: Review, out_dir: str | Path, fmts: tuple[str, ...], overwrite: bool, template_dir: str | Path | None
+    review: Review,
+    out_dir: str | Path,
+    fmts: tuple[str, ...],
+    overwrite: bool,
+    template_dir: str | Path | None,
 ) -> tuple[_Job, list[tuple[str, str]]]:
     """Make the run folder and its ``deals/``; the workers' job and each deal's (case id, file slug)."""
     tdir = _user_dirs(template_dir)
