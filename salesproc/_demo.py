@@ -46,19 +46,24 @@ def run_demo(
     >>> sorted(run.files)[:3], run.index.name
     (['checklist.html', 'checklist.md', 'pipeline.csv'], 'index.html')
     """
-    import salesproc
+    # from the steps' own modules, not through the top package (which also re-exports the
+    # salesproc.backtest shim of this layer): the layers contract allows only imports downward
+    from salesproc.datasets import load_sample_deals
+    from salesproc.derive import derive_template
     from salesproc.derive._derive import _default_as_of
+    from salesproc.plan import Goal, plan_backwards
     from salesproc.render._paths import slugify
     from salesproc.render._render import export_table, render_batch, render_report
+    from salesproc.review import review_deals
     from salesproc.template._template import save_template
 
-    history = salesproc.load_sample_deals()
+    history = load_sample_deals()
     s = history.summary()
     echo(f"Sample deals: {s.cases:,} deals, {s.events:,} events")
     as_of = _default_as_of(history)
-    template = salesproc.derive_template(history, as_of=as_of, name="Sample deals")
+    template = derive_template(history, as_of=as_of, name="Sample deals")
     echo(f"Derived {template!r}")
-    review = salesproc.review_deals(history, template, as_of=as_of)
+    review = review_deals(history, template, as_of=as_of)
     echo(f"Reviewed {review!r}")
     run = render_batch(review, out_dir, formats=("html", "md"), workers=workers, progress=progress)
     d = run.run_dir
@@ -72,14 +77,14 @@ def run_demo(
     case = review.case_ids[0] if len(review) else None
     if case is not None:
         top = review[case]
-        goal = salesproc.Goal(
+        goal = Goal(
             as_of.normalize() + pd.Timedelta(days=42),
             success="Order form signed",
             measure="countersigned order form received",
             seller_owner=top.owner,
             buyer_owner="the buyer's champion",
         )
-        plan = salesproc.plan_backwards(template, goal=goal, as_of=as_of, case=case, history=history, seed=0)
+        plan = plan_backwards(template, goal=goal, as_of=as_of, case=case, history=history, seed=0)
         stem = f"plan-{slugify(case)}"
         for fmt in ("html", "md"):
             render_report(plan, format=fmt, out=d / f"{stem}.{fmt}")  # type: ignore[arg-type]
