@@ -574,14 +574,31 @@ def diff_templates(
     v1 -> v1:
       milestone order: Qualify > Demo  ->  Demo > Qualify
     """
+    renames = _renames(a, b)
+    a_renamed, an = _under_new_names(a, renames.renamed)
+    changes = [
+        *renames.changes,
+        *_milestone_changes(a_renamed, an, b, renames.merged, days_tolerance),
+        *_activity_changes(a, b),
+        *_dependency_changes(a, b),
+    ]
+    return TemplateDiff(a=f"v{a.version}", b=f"v{b.version}", changes=tuple(changes))
+
+
+@dataclass(frozen=True)
+class _Renames:
+    """Milestones of one template renamed or merged in the next (old name -> new), and what that changed."""
+
+    renamed: dict[str, str]
+    merged: frozenset[str]  # the new names of merged milestones: not comparable with any one of their parts
+    changes: tuple[Change, ...]  # renamed, merged, added and removed milestones
+
+
+def _renames(a: ProcessTemplate, b: ProcessTemplate) -> _Renames:
+    """Milestones renamed or merged from ``a`` into ``b`` (by ``b``'s aliases), added and removed."""
     ch: list[Change] = []
     an, bn = a.milestone_names, b.milestone_names
-    renamed: dict[str, str] = {}  # old name in a -> new name in b
-    for m in b.milestones:
-        if m.name not in an:
-            for old in m.aliases:
-                if old in an and old not in bn:
-                    renamed[old] = m.name
+    renamed = _renamed_by_aliases(a, b)
     merged_into: dict[str, list[str]] = {}
     for old, new in renamed.items():
         merged_into.setdefault(new, []).append(old)
@@ -591,7 +608,7 @@ def diff_templates(
         else:
             ch.append(Change("milestones_merged", new, f"milestones merged: {' + '.join(olds)} -> {new}"))
     merged_names = {new for new, olds in merged_into.items() if len(olds) > 1}
-    for m in b.milestones:
+    for m in b.milestones:  # merged into one that keeps its name
         olds = [x for x in m.aliases if x in an and x != m.name and x not in bn and m.name in an]
         if olds:
             merged_names.add(m.name)
@@ -603,14 +620,39 @@ def diff_templates(
     for name in an:
         if name not in bn and name not in renamed:
             ch.append(Change("milestone_removed", name, f"milestone removed: {name}"))
-    # compare order and fields under the new names
-    if renamed:
-        a = a.model_copy(update={"milestones": [
-            m.model_copy(update={"name": renamed.get(m.name, m.name)}) for m in a.milestones
-            if not (m.name in renamed and renamed[m.name] in an)
-        ]})
-        an = [renamed.get(x, x) for x in an]
-        an = list(dict.fromkeys(an))
+    return _Renames(renamed=renamed, merged=frozenset(merged_names), changes=tuple(ch))
+
+
+def _renamed_by_aliases(a: ProcessTemplate, b: ProcessTemplate) -> dict[str, str]:
+    """Old name in ``a`` -> new name in ``b``, for ``b``'s new milestones whose aliases name one of ``a``'s."""
+    an, bn = a.milestone_names, b.milestone_names
+    renamed: dict[str, str] = {}
+    for m in b.milestones:
+        if m.name not in an:
+            for old in m.aliases:
+                if old in an and old not in bn:
+                    renamed[old] = m.name
+    return renamed
+
+
+def _under_new_names(a: ProcessTemplate, renamed: dict[str, str]) -> tuple[ProcessTemplate, list[str]]:
+    """``a`` with its milestones under their new names (merged parts once), and its milestone names."""
+    an = a.milestone_names
+    if not renamed:
+        return a, an
+    a = a.model_copy(update={"milestones": [
+        m.model_copy(update={"name": renamed.get(m.name, m.name)}) for m in a.milestones
+        if not (m.name in renamed and renamed[m.name] in an)
+    ]})
+    return a, list(dict.fromkeys(renamed.get(x, x) for x in an))
+
+
+def _milestone_changes(
+    a: ProcessTemplate, an: list[str], b: ProcessTemplate, merged: frozenset[str], days_tolerance: float
+) -> list[Change]:
+    """The order of the milestones both templates have, and their durations, owners and exit criteria."""
+    bn = b.milestone_names
+    ch: list[Change] = []
     common_a = [n for n in an if n in bn]
     common_b = [n for n in bn if n in an]
     if common_a != common_b:
@@ -618,7 +660,7 @@ def diff_templates(
             Change("milestone_reordered", "", f"milestone order: {' > '.join(common_a)}  ->  {' > '.join(common_b)}")
         )
     for name in common_b:
-        if name in merged_names:
+        if name in merged:
             continue  # a merged step's times and owner are not comparable with one of its parts
         ma, mb = a.milestone(name), b.milestone(name)
         for fld in ("p50_days", "p80_days"):
@@ -630,6 +672,12 @@ def diff_templates(
         for fld in ("owner_role", "exit_criteria"):
             if getattr(ma, fld) != getattr(mb, fld):
                 ch.append(Change("milestone_changed", name, f"{name}: {fld} {getattr(ma, fld)!r} -> {getattr(mb, fld)!r}"))
+    return ch
+
+
+def _activity_changes(a: ProcessTemplate, b: ProcessTemplate) -> list[Change]:
+    """Activities added or removed (unless of no consequence), or whose status, milestone or owner changed."""
+    ch: list[Change] = []
     acts_a = {x.name: x for x in a.activities}
     acts_b = {x.name: x for x in b.activities}
     for name, xb in acts_b.items():
@@ -638,26 +686,37 @@ def diff_templates(
             if xb.requirement != "none":
                 ch.append(Change("activity_added", name, f"activity added: {name} ({xb.requirement})"))
             continue
-        if xa.critical != xb.critical:
-            kind = "activity_now_critical" if xb.critical else "activity_no_longer_critical"
-            word = "became critical" if xb.critical else "lost critical status"
-            ch.append(Change(kind, name, f"{name} {word} ({xa.requirement} -> {xb.requirement})"))
-        elif xa.requirement != xb.requirement:
-            ch.append(Change("activity_requirement", name, f"{name}: {xa.requirement} -> {xb.requirement}"))
-        if xa.milestone != xb.milestone and (xa.critical or xb.critical):
-            ch.append(Change("activity_moved", name, f"{name}: due by {xa.milestone} -> {xb.milestone}"))
-        if xa.owner_role != xb.owner_role and (xa.critical or xb.critical):
-            ch.append(Change("activity_owner", name, f"{name}: owner {xa.owner_role!r} -> {xb.owner_role!r}"))
+        ch += _activity_change(name, xa, xb)
     for name, xa in acts_a.items():
         if name not in acts_b and xa.requirement != "none":
             ch.append(Change("activity_removed", name, f"activity removed: {name} (was {xa.requirement})"))
+    return ch
+
+
+def _activity_change(name: str, xa: Activity, xb: Activity) -> list[Change]:
+    """How one activity in both templates changed: critical status, requirement, milestone, owner."""
+    ch: list[Change] = []
+    if xa.critical != xb.critical:
+        kind = "activity_now_critical" if xb.critical else "activity_no_longer_critical"
+        word = "became critical" if xb.critical else "lost critical status"
+        ch.append(Change(kind, name, f"{name} {word} ({xa.requirement} -> {xb.requirement})"))
+    elif xa.requirement != xb.requirement:
+        ch.append(Change("activity_requirement", name, f"{name}: {xa.requirement} -> {xb.requirement}"))
+    if xa.milestone != xb.milestone and (xa.critical or xb.critical):
+        ch.append(Change("activity_moved", name, f"{name}: due by {xa.milestone} -> {xb.milestone}"))
+    if xa.owner_role != xb.owner_role and (xa.critical or xb.critical):
+        ch.append(Change("activity_owner", name, f"{name}: owner {xa.owner_role!r} -> {xb.owner_role!r}"))
+    return ch
+
+
+def _dependency_changes(a: ProcessTemplate, b: ProcessTemplate) -> list[Change]:
+    """Dependencies added and removed."""
     deps_a = {(d.before, d.after) for d in a.dependencies}
     deps_b = {(d.before, d.after) for d in b.dependencies}
-    for d in sorted(deps_b - deps_a):
-        ch.append(Change("dependency_added", d[0], f"dependency added: {d[0]} before {d[1]}"))
-    for d in sorted(deps_a - deps_b):
-        ch.append(Change("dependency_removed", d[0], f"dependency removed: {d[0]} before {d[1]}"))
-    return TemplateDiff(a=f"v{a.version}", b=f"v{b.version}", changes=tuple(ch))
+    return [
+        *(Change("dependency_added", d[0], f"dependency added: {d[0]} before {d[1]}") for d in sorted(deps_b - deps_a)),
+        *(Change("dependency_removed", d[0], f"dependency removed: {d[0]} before {d[1]}") for d in sorted(deps_a - deps_b)),
+    ]
 
 
 def slug(text: str) -> str:
