@@ -60,6 +60,7 @@ from salesproc.review._positions import (
     NEVER,
     PEOPLE_COLUMNS,
     CaseArrays,
+    Snapshots,
     State,
     training_snapshots,
 )
@@ -490,6 +491,186 @@ def review_deals(
     >>> deal.probability_low <= deal.probability <= deal.probability_high
     True
     """
+    t = _check_inputs(
+        history, template, as_of, recovery_days=recovery_days, max_snapshots=max_snapshots,
+        horizon_quantile=horizon_quantile,
+    )
+    known = _known_history(history, template, t, people=people)
+    acts = _template_activities(known.arrays, template)
+    deals = _open_positions(known, acts)
+    training = _training(known, max_snapshots=int(max_snapshots), horizon_quantile=horizon_quantile, seed=seed)
+    # small dense products: one BLAS thread is faster, and immune to a busy machine
+    with threadpool_limits(limits=1, user_api="blas"):
+        fitted, past = fit_model(known.arrays, training.snaps, acts.key, penalty=penalty, folds=folds, seed=seed)
+        scores = _score(fitted, known, deals)
+    reasons = _reason_points(fitted, deals, scores)
+    timing = _timing(template, known, deals)
+    evidence = _evidence(template, known.arrays, training.snaps, past, deals, timing)
+    gaps = _critical_gaps(acts, known.arrays, deals, fitted, scores)
+    team = _people_check(known.arrays, training.snaps, past, deals, fitted, scores, people=people)
+    flags = _flags(known, acts, deals, timing, gaps, team, plans=plans, case_attributes=case_attributes)
+    K = len(known.arrays.milestones)
+    rec = recovery_table(known.arrays, template, timing.p80[:K], known.as_of_ns, window_days=float(recovery_days))
+    nxt = _next_actions(acts, deals, timing, gaps, rec, as_of_ns=known.as_of_ns)
+    table = _pipeline_table(known, deals, scores, timing, evidence, gaps, flags, nxt)
+    caveats = (*known.caveats, *acts.caveats, *training.caveats, *scores.caveats, *team.caveats)
+    return Review(
+        as_of=t,
+        template=template,
+        model=_review_model(fitted, training.snaps, known.arrays),
+        caveats=tuple(dict.fromkeys(caveats)),
+        _frame=table.frame,
+        _ctx=_context(known, acts, fitted, deals, reasons, timing, evidence, gaps, team, flags, rec, table.order),
+        _rows={c: i for i, c in enumerate(table.frame["case_id"])},
+    )
+
+
+# --- the review's steps, and what they hand on -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Known:
+    """The history known at the review date, of the template's kind, coded against the template."""
+
+    t: pd.Timestamp
+    cases: pd.DataFrame
+    arrays: CaseArrays
+    kind: str
+    words: _Words
+    caveats: tuple[str, ...]
+
+    @property
+    def as_of_ns(self) -> int:
+        return int(self.t.value)
+
+
+@dataclass(frozen=True)
+class _Activities:
+    """The template's activities the model and the gaps use: critical ones and warning signs."""
+
+    key: list[KeyActivity]
+    crit: list[KeyActivity]
+    caveats: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Deals:
+    """Where each deal open at the review date stands (one entry per open deal)."""
+
+    open_idx: np.ndarray  # case index in the coded history
+    state: State
+
+
+@dataclass(frozen=True)
+class _Training:
+    """Past cases seen open at regular moments, with their outcomes: what the model learns from."""
+
+    snaps: Snapshots
+    caveats: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """The model's view of each open deal: features, linear predictor, probability and its interval."""
+
+    X: np.ndarray
+    eta: np.ndarray
+    p: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    caveats: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _ReasonPoints:
+    """Each reason group's effect on each open deal's probability, in probability points."""
+
+    groups: list[str]
+    points: np.ndarray  # (m, G)
+
+
+@dataclass(frozen=True)
+class _Timing:
+    """How long each open deal has been in its milestone and alive, against the template."""
+
+    p50: np.ndarray  # per milestone, with nan appended (index -1: before the first milestone)
+    p80: np.ndarray
+    days_in: np.ndarray
+    pct: np.ndarray  # time in milestone as a percentile of the template's visits
+    age: np.ndarray
+    age_pct: np.ndarray
+    stage_p80: np.ndarray
+    stalled: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    """What past deals did: per milestone (stage_*, index stage + 1), and per open deal among those in
+    the same milestone and time bucket (comp_*)."""
+
+    stage_rate: np.ndarray
+    stage_n: np.ndarray
+    stage_k: np.ndarray
+    comp_n: np.ndarray
+    comp_k: np.ndarray
+    comp_rate: np.ndarray
+    comp_lo: np.ndarray
+    comp_hi: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Gaps:
+    """Critical activities not done by each open deal, and what doing each would add."""
+
+    status: np.ndarray  # (m, C) 0 none, 1 due, 2 overdue
+    gain: np.ndarray  # (m, C) probability gain
+    n_overdue: np.ndarray
+    n_due: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Team:
+    """People on each open deal, against how many past winners had by the same milestone."""
+
+    share: np.ndarray  # per stage + 1: share of successful snapshots with >= 2 people
+    share_n: np.ndarray
+    gain: np.ndarray  # (m,) probability gain of a second person
+    single: np.ndarray
+    caveats: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Flags:
+    """The risk flags of each open deal (columns in FLAGS order) and the facts behind slipping and pushed."""
+
+    matrix: np.ndarray
+    slips: dict[int, tuple[PlanSlip, ...]]
+    close_changes: np.ndarray
+    expected_close: np.ndarray
+
+
+@dataclass(frozen=True)
+class _NextActions:
+    """Each open deal's best quantified next step: what, its effect, by when (NAT where none)."""
+
+    what: np.ndarray
+    effect: np.ndarray
+    by: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Table:
+    """The pipeline table, most at risk first, and the open deal behind each of its rows."""
+
+    frame: pd.DataFrame
+    order: np.ndarray  # frame row i -> open deal order[i]
+
+
+def _check_inputs(
+    history: History, template: ProcessTemplate, as_of: Any, *, recovery_days: float, max_snapshots: int,
+    horizon_quantile: float,
+) -> pd.Timestamp:
+    """Check review_deals' arguments; return the review date."""
     if not isinstance(history, History):
         raise TypeError(
             f"The 'history' parameter of review_deals must be a History. Got {type(history).__name__} instead. "
@@ -515,7 +696,11 @@ def review_deals(
         raise ValueError(
             f"The 'horizon_quantile' parameter of review_deals must be in (0, 1]. Got {horizon_quantile!r} instead."
         )
+    return t
 
+
+def _known_history(history: History, template: ProcessTemplate, t: pd.Timestamp, *, people: Sequence[str]) -> _Known:
+    """The history known at ``t``, of the template's kind, coded against the template (or why it cannot be)."""
     caveats: list[str] = []
     known = template.align(history.as_of(t))  # renamed / merged milestones match their old event names
     kinds = known._cases["kind"].astype(str)
@@ -524,7 +709,6 @@ def review_deals(
         known = known.select((kinds == template.kind).to_numpy())
         caveats.append(f"{n_other:,} cases of another kind than the template's ({template.kind}) left out")
     A = CaseArrays(known, template, people=people)
-    K = len(A.milestones)
     if len(A.mc) == 0:
         found = sorted(set(known._events.loc[known._events["type"] == "milestone", "name"].astype(str)))[:10]
         raise ReviewError(
@@ -537,11 +721,13 @@ def review_deals(
             f"The history holds no closed cases before {t.date()}: there is nothing to learn win rates from. "
             "Fix: review at a later date or load closed deals too."
         )
-    as_of_ns = int(t.value)
-    kind = template.kind
-    words = _Words(kind)
+    return _Known(
+        t=t, cases=known._cases, arrays=A, kind=template.kind, words=_Words(template.kind), caveats=tuple(caveats)
+    )
 
-    # --- the template's activities the model and the gaps use ------------------------------------
+
+def _template_activities(A: CaseArrays, template: ProcessTemplate) -> _Activities:
+    """The template's critical activities and warning signs that occur in the history."""
     col_of = {a: i for i, a in enumerate(A.activities)}
     ms_index = {m: i for i, m in enumerate(A.milestones)}
     key: list[KeyActivity] = []
@@ -553,95 +739,141 @@ def review_deals(
             missing_acts.append(act.name)
             continue
         key.append(KeyActivity(act.name, col_of[act.name], act, ms_index.get(act.milestone) if act.milestone else None))
+    caveats: tuple[str, ...] = ()
     if missing_acts:
-        caveats.append(
+        caveats = (
             f"{len(missing_acts)} template activit{'y' if len(missing_acts) == 1 else 'ies'} never occur in the "
-            f"history: {', '.join(missing_acts[:6])}"
+            f"history: {', '.join(missing_acts[:6])}",
         )
-    crit = [k for k in key if k.activity.critical]
+    return _Activities(key=key, crit=[k for k in key if k.activity.critical], caveats=caveats)
 
-    # --- the model -------------------------------------------------------------------------------
-    snaps = training_snapshots(A, as_of_ns, max_snapshots=int(max_snapshots), horizon_quantile=horizon_quantile, seed=seed)
+
+def _open_positions(known: _Known, acts: _Activities) -> _Deals:
+    """Where each deal open at the review date stands: milestone, since when, activities done, people."""
+    A = known.arrays
+    open_idx = np.flatnonzero(A.status == 2)
+    m = len(open_idx)
+    st = A.state_at(open_idx, np.full(m, known.as_of_ns, dtype=np.int64), [k.col for k in acts.key])
+    return _Deals(open_idx=open_idx, state=st)
+
+
+def _training(known: _Known, *, max_snapshots: int, horizon_quantile: float, seed: int) -> _Training:
+    """The snapshots of past cases the model learns from (or why none can teach it)."""
+    snaps = training_snapshots(
+        known.arrays, known.as_of_ns, max_snapshots=max_snapshots, horizon_quantile=horizon_quantile, seed=seed
+    )
+    caveats: tuple[str, ...] = ()
     if snaps.relaxed:
-        caveats.append(
+        caveats = (
             "the history is short against the time deals take to close: probabilities were learnt from closed "
-            f"{words.units} only and lean towards fast outcomes"
+            f"{known.words.units} only and lean towards fast outcomes",
         )
     if len(snaps.case) == 0 or snaps.y.all() or not snaps.y.any():
         raise ReviewError(
-            f"Past {words.units} before {t.date()} are all of one outcome: no win probability can be learnt. "
-            "Fix: review at a later date or load both won and lost deals."
+            f"Past {known.words.units} before {known.t.date()} are all of one outcome: no win probability can be "
+            "learnt. Fix: review at a later date or load both won and lost deals."
         )
-    # small dense products: one BLAS thread is faster, and immune to a busy machine
-    with threadpool_limits(limits=1, user_api="blas"):
-        fitted, tst = fit_model(A, snaps, key, penalty=penalty, folds=folds, seed=seed)
-        design = fitted.design
+    return _Training(snaps=snaps, caveats=caveats)
 
-        # --- open deals now ------------------------------------------------------------------------
-        open_idx = np.flatnonzero(A.status == 2)
-        m = len(open_idx)
-        st = A.state_at(open_idx, np.full(m, as_of_ns, dtype=np.int64), [k.col for k in key])
-        X = design.matrix(st, A)
-        # a position the history never saw (e.g. before the first milestone when every past deal
-        # started with one): no basis for time or activity effects, so the deal gets the average
-        unseen = ~np.isin(st.stage, design.stages)
-        if unseen.any():
-            X[unseen] = fitted.ref[st.stage[unseen] + 1]
-            where = sorted({A.milestones[k] if k >= 0 else "before the first milestone" for k in st.stage[unseen]})
-            caveats.append(
-                f"{int(unseen.sum()):,} open {words.units} are at a position no past {words.units[:-1]} was seen in "
-                f"({', '.join(where)}): their probability is the average over all past {words.units}"
-            )
-        eta, p, lo, hi = fitted.predict(X)
 
-    # reasons: each group's contribution against a typical deal in the same milestone
+def _score(fitted: Fitted, known: _Known, deals: _Deals) -> _Scores:
+    """Each open deal's calibrated win probability and its 95% interval."""
+    A = known.arrays
+    st = deals.state
+    design = fitted.design
+    X = design.matrix(st, A)
+    # a position the history never saw (e.g. before the first milestone when every past deal
+    # started with one): no basis for time or activity effects, so the deal gets the average
+    unseen = ~np.isin(st.stage, design.stages)
+    caveats: tuple[str, ...] = ()
+    if unseen.any():
+        X[unseen] = fitted.ref[st.stage[unseen] + 1]
+        where = sorted({A.milestones[k] if k >= 0 else "before the first milestone" for k in st.stage[unseen]})
+        units = known.words.units
+        caveats = (
+            f"{int(unseen.sum()):,} open {units} are at a position no past {units[:-1]} was seen in "
+            f"({', '.join(where)}): their probability is the average over all past {units}",
+        )
+    eta, p, lo, hi = fitted.predict(X)
+    return _Scores(X=X, eta=eta, p=p, lo=lo, hi=hi, caveats=caveats)
+
+
+def _reason_points(fitted: Fitted, deals: _Deals, scores: _Scores) -> _ReasonPoints:
+    """Each reason group's contribution, against a typical deal in the same milestone, in probability points."""
+    st = deals.state
+    design = fitted.design
     groups = list(dict.fromkeys(g for g in design.groups if g not in ("base", "stage")))
-    diff = (X - fitted.ref[st.stage + 1]) * fitted.fit.coef[None, :]
-    contrib = np.zeros((m, len(groups)))
+    diff = (scores.X - fitted.ref[st.stage + 1]) * fitted.fit.coef[None, :]
+    contrib = np.zeros((len(st.case), len(groups)))
     garr = np.array(design.groups)
     for gi, g in enumerate(groups):
         contrib[:, gi] = diff[:, garr == g].sum(axis=1)
     # each factor alone, on a typical deal in the same milestone (robust to correlated factors)
-    eta_ref = eta - contrib.sum(axis=1)
+    eta_ref = scores.eta - contrib.sum(axis=1)
     points = fitted.calibrated(eta_ref[:, None] + contrib) - fitted.calibrated(eta_ref)[:, None]
+    return _ReasonPoints(groups=groups, points=points)
 
-    # --- milestone timings -------------------------------------------------------------------------
+
+def _timing(template: ProcessTemplate, known: _Known, deals: _Deals) -> _Timing:
+    """Time in milestone and age of each open deal against the template's distributions; which are stalled."""
+    A = known.arrays
+    st = deals.state
+    m = len(deals.open_idx)
     tms = {mm.name: mm for mm in template.milestones}
     p50 = np.array([_nan(tms[n].p50_days) for n in A.milestones] + [np.nan])  # index -1 -> nan
     p80 = np.array([_nan(tms[n].p80_days) for n in A.milestones] + [np.nan])
     days_in = st.days_in
-    age = np.maximum(as_of_ns - A.created[open_idx], 0) / DAY_NS
-    pct = np.full(m, np.nan)
-    for k in range(K):
-        sel = st.stage == k
-        if sel.any():
-            pct[sel] = percentile_from_quantiles(days_in[sel], tms[A.milestones[k]].evidence.duration.quantiles)
+    age = np.maximum(known.as_of_ns - A.created[deals.open_idx], 0) / DAY_NS
+    pct = _time_percentile(st.stage, days_in, template, A.milestones)
     age_pct = (
         percentile_from_quantiles(age, template.cycle_time.quantiles) if template.cycle_time is not None else np.full(m, np.nan)
     )
     stage_p80 = p80[st.stage]
     stalled = (st.stage >= 0) & np.isfinite(stage_p80) & (days_in > stage_p80)
+    return _Timing(
+        p50=p50, p80=p80, days_in=days_in, pct=pct, age=age, age_pct=age_pct, stage_p80=stage_p80, stalled=stalled
+    )
 
-    # --- evidence from the history -------------------------------------------------------------------
-    srate, sn, sk = stage_rates(tst.stage, snaps.case, snaps.y, K)
-    tpct = np.full(len(tst.case), np.nan)
-    tdays = tst.days_in
-    for k in range(K):
-        sel = tst.stage == k
+
+def _time_percentile(stage: np.ndarray, days: np.ndarray, template: ProcessTemplate, milestones: list[str]) -> np.ndarray:
+    """Time in milestone as a percentile of the template's visit durations there (nan before the first)."""
+    tms = {mm.name: mm for mm in template.milestones}
+    out = np.full(len(stage), np.nan)
+    for k, name in enumerate(milestones):
+        sel = stage == k
         if sel.any():
-            tpct[sel] = percentile_from_quantiles(tdays[sel], tms[A.milestones[k]].evidence.duration.quantiles)
-    tbucket = _bucket(tpct)
-    cn, ck = cell_rates(tst.stage, tbucket, snaps.case, snaps.y, K)
-    obucket = _bucket(pct)
+            out[sel] = percentile_from_quantiles(days[sel], tms[name].evidence.duration.quantiles)
+    return out
+
+
+def _evidence(
+    template: ProcessTemplate, A: CaseArrays, snaps: Snapshots, past: State, deals: _Deals, timing: _Timing
+) -> _Evidence:
+    """Win rates of past snapshots per milestone, and of those in each open deal's milestone and time bucket."""
+    K = len(A.milestones)
+    st = deals.state
+    srate, sn, sk = stage_rates(past.stage, snaps.case, snaps.y, K)
+    tpct = _time_percentile(past.stage, past.days_in, template, A.milestones)
+    cn, ck = cell_rates(past.stage, _bucket(tpct), snaps.case, snaps.y, K)
+    obucket = _bucket(timing.pct)
     comp_n = cn[st.stage + 1, obucket]
     comp_k = ck[st.stage + 1, obucket]
     comp_rate, comp_lo, comp_hi = wilson_arrays(comp_k, comp_n)
+    return _Evidence(
+        stage_rate=srate, stage_n=sn, stage_k=sk, comp_n=comp_n, comp_k=comp_k, comp_rate=comp_rate,
+        comp_lo=comp_lo, comp_hi=comp_hi,
+    )
 
-    # --- gaps and the gain of closing them -----------------------------------------------------------
+
+def _critical_gaps(acts: _Activities, A: CaseArrays, deals: _Deals, fitted: Fitted, scores: _Scores) -> _Gaps:
+    """Critical activities each open deal has not done (due or overdue), and the gain of doing each."""
+    st = deals.state
+    m = len(deals.open_idx)
+    crit = acts.crit
     C = len(crit)
     gap = np.zeros((m, C), dtype=np.int8)
     gain = np.zeros((m, C))
-    kpos = {k.name: j for j, k in enumerate(key)}
+    kpos = {k.name: j for j, k in enumerate(acts.key)}
     for j, ca in enumerate(crit):
         done = st.done[:, kpos[ca.name]]
         d = ca.due_index
@@ -654,55 +886,88 @@ def review_deals(
         gap[:, j] = np.where(overdue, 2, np.where(due, 1, 0))
         cf_done = st.done.copy()
         cf_done[:, kpos[ca.name]] = True
-        eta_cf = fitted.fit.linear(design.matrix(replace(st, done=cf_done), A))
-        gain[:, j] = np.where(~done, fitted.calibrated(eta_cf) - p, 0.0)
-    n_overdue = (gap == 2).sum(axis=1)
-    n_due = (gap == 1).sum(axis=1)
+        eta_cf = fitted.fit.linear(fitted.design.matrix(replace(st, done=cf_done), A))
+        gain[:, j] = np.where(~done, fitted.calibrated(eta_cf) - scores.p, 0.0)
+    return _Gaps(status=gap, gain=gain, n_overdue=(gap == 2).sum(axis=1), n_due=(gap == 1).sum(axis=1))
 
-    # --- people ------------------------------------------------------------------------------------
-    people_share = np.full(K + 1, np.nan)
-    people_share_n = np.zeros(K + 1, dtype=np.int64)
-    people_gain = np.zeros(m)
-    if A.people_data:
-        won_s = snaps.y
-        idx = tst.stage + 1
-        nw = np.bincount(idx[won_s], minlength=K + 1)
-        multi = np.bincount(idx[won_s & (tst.people >= 2)], minlength=K + 1)
-        people_share = np.where(nw > 0, multi / np.maximum(nw, 1), np.nan)
-        people_share_n = nw
-        single = (st.people <= 1) & (st.stage >= 0) & (people_share[st.stage + 1] >= 0.5)
-        eta_cf = fitted.fit.linear(design.matrix(replace(st, people=np.maximum(st.people, 2)), A))
-        people_gain = np.where(st.people <= 1, fitted.calibrated(eta_cf) - p, 0.0)
-    else:
-        single = np.zeros(m, dtype=bool)
-        caveats.append(
-            "single-threaded check skipped: the events name no people (no "
-            + " / ".join(f"'{c}'" for c in people)
-            + " column with values)"
+
+def _people_check(
+    A: CaseArrays, snaps: Snapshots, past: State, deals: _Deals, fitted: Fitted, scores: _Scores, *,
+    people: Sequence[str],
+) -> _Team:
+    """Single-threaded deals (one person where past winners mostly had two), and the gain of a second person."""
+    K = len(A.milestones)
+    st = deals.state
+    m = len(deals.open_idx)
+    if not A.people_data:
+        return _Team(
+            share=np.full(K + 1, np.nan),
+            share_n=np.zeros(K + 1, dtype=np.int64),
+            gain=np.zeros(m),
+            single=np.zeros(m, dtype=bool),
+            caveats=(
+                "single-threaded check skipped: the events name no people (no "
+                + " / ".join(f"'{c}'" for c in people)
+                + " column with values)",
+            ),
         )
+    won_s = snaps.y
+    idx = past.stage + 1
+    nw = np.bincount(idx[won_s], minlength=K + 1)
+    multi = np.bincount(idx[won_s & (past.people >= 2)], minlength=K + 1)
+    share = np.where(nw > 0, multi / np.maximum(nw, 1), np.nan)
+    single = (st.people <= 1) & (st.stage >= 0) & (share[st.stage + 1] >= 0.5)
+    eta_cf = fitted.fit.linear(fitted.design.matrix(replace(st, people=np.maximum(st.people, 2)), A))
+    gain = np.where(st.people <= 1, fitted.calibrated(eta_cf) - scores.p, 0.0)
+    return _Team(share=share, share_n=nw, gain=gain, single=single, caveats=())
 
-    # --- close date and plans -------------------------------------------------------------------------
-    cases_known = known._cases
-    close_changes = np.zeros(m)
-    expected_close = np.full(m, NAT, dtype=np.int64)
-    if case_attributes:
-        if "close_date_changes" in cases_known.columns:
-            close_changes = pd.to_numeric(cases_known["close_date_changes"], errors="coerce").to_numpy(dtype=float)[open_idx]
-            close_changes = np.nan_to_num(close_changes, nan=0.0)
-        if "expected_close" in cases_known.columns:
-            ec = pd.DatetimeIndex(pd.to_datetime(cases_known["expected_close"], utc=True, errors="coerce"))
-            expected_close = ec.asi8[open_idx]
-    pushed = (close_changes > 0) | ((expected_close != NAT) & (expected_close < as_of_ns))
-    slips = _plan_slips(plans, A, open_idx, st, key, t) if plans is not None else {}
+
+def _flags(
+    known: _Known, acts: _Activities, deals: _Deals, timing: _Timing, gaps: _Gaps, team: _Team, *,
+    plans: Mapping[str, Any] | pd.DataFrame | None, case_attributes: bool,
+) -> _Flags:
+    """The risk flags of each open deal, with the plan slips and close-date facts behind them."""
+    m = len(deals.open_idx)
+    close_changes, expected_close = _close_date_facts(known.cases, deals.open_idx, case_attributes=case_attributes)
+    pushed = (close_changes > 0) | ((expected_close != NAT) & (expected_close < known.as_of_ns))
+    slips = (
+        _plan_slips(plans, known.arrays, deals.open_idx, deals.state, acts.key, known.t) if plans is not None else {}
+    )
     slipping = np.zeros(m, dtype=bool)
     if slips:
         slipping[list(slips)] = True
+    matrix = np.column_stack([timing.stalled, slipping, gaps.n_overdue > 0, team.single, deals.state.regressed, pushed])
+    return _Flags(matrix=matrix, slips=slips, close_changes=close_changes, expected_close=expected_close)
 
-    # --- recovery: what past stalled deals that still won did next -------------------------------------
-    rec = recovery_table(A, template, p80[:K], as_of_ns, window_days=float(recovery_days))
-    won_days = won_visit_days(A, as_of_ns)
 
-    # --- next action (vectorised: the best quantified action per deal) ----------------------------------
+def _close_date_facts(
+    cases: pd.DataFrame, open_idx: np.ndarray, *, case_attributes: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each open deal's close-date changes and expected close (ns, NAT where none) from its case attributes."""
+    m = len(open_idx)
+    close_changes = np.zeros(m)
+    expected_close = np.full(m, NAT, dtype=np.int64)
+    if case_attributes:
+        if "close_date_changes" in cases.columns:
+            close_changes = pd.to_numeric(cases["close_date_changes"], errors="coerce").to_numpy(dtype=float)[open_idx]
+            close_changes = np.nan_to_num(close_changes, nan=0.0)
+        if "expected_close" in cases.columns:
+            ec = pd.DatetimeIndex(pd.to_datetime(cases["expected_close"], utc=True, errors="coerce"))
+            expected_close = ec.asi8[open_idx]
+    return close_changes, expected_close
+
+
+def _next_actions(
+    acts: _Activities, deals: _Deals, timing: _Timing, gaps: _Gaps, rec: dict[int, list[Recovery]], *,
+    as_of_ns: int,
+) -> _NextActions:
+    """Each open deal's best quantified next step (vectorised): a critical activity, or what stalled winners did."""
+    crit = acts.crit
+    st = deals.state
+    m = len(deals.open_idx)
+    K = len(timing.p80) - 1  # one entry per milestone, and nan
+    C = len(crit)
+    gap, gain = gaps.status, gaps.gain
     cand = np.where(gap > 0, gain, -np.inf) if C else np.full((m, 0), -np.inf)
     best_j = np.argmax(cand, axis=1) if C else np.zeros(m, dtype=np.int64)
     best_gain = cand[np.arange(m), best_j] if C else np.full(m, -np.inf)
@@ -714,65 +979,80 @@ def review_deals(
         names = np.array([c.name for c in crit], dtype=object)
         next_action[has_gap] = names[best_j[has_gap]]
         next_effect[has_gap] = best_gain[has_gap]
-        due_ns = _due_ns(crit, gap, st, p50, as_of_ns)
+        due_ns = _due_ns(crit, gap, st, timing.p50, as_of_ns)
         next_by[has_gap] = due_ns[np.flatnonzero(has_gap), best_j[has_gap]]
     rec_gain = np.full(K + 1, -np.inf)
     rec_name = np.full(K + 1, None, dtype=object)
     for k, items in rec.items():
         rec_gain[k + 1] = items[0].rd
         rec_name[k + 1] = items[0].activity
-    use_rec = stalled & (rec_gain[st.stage + 1] > np.where(has_gap, best_gain, -np.inf))
+    use_rec = timing.stalled & (rec_gain[st.stage + 1] > np.where(has_gap, best_gain, -np.inf))
     next_action[use_rec] = rec_name[st.stage + 1][use_rec]
     next_effect[use_rec] = rec_gain[st.stage + 1][use_rec]
     next_by[use_rec] = as_of_ns + STALL_ACTION_DAYS * DAY_NS
+    return _NextActions(what=next_action, effect=next_effect, by=next_by)
 
-    # --- the pipeline table ------------------------------------------------------------------------------
-    amount = cases_known["amount"].to_numpy(dtype=float)[open_idx]
-    flags_mat = np.column_stack([stalled, slipping, n_overdue > 0, single, st.regressed, pushed])
-    flag_str = _flag_text(flags_mat)
+
+def _pipeline_table(
+    known: _Known, deals: _Deals, scores: _Scores, timing: _Timing, evidence: _Evidence, gaps: _Gaps,
+    flags: _Flags, nxt: _NextActions,
+) -> _Table:
+    """The pipeline table: one row per open deal, sorted by expected loss (risk times amount)."""
+    A = known.arrays
+    cases = known.cases
+    open_idx = deals.open_idx
+    st = deals.state
+    m = len(open_idx)
+    K = len(A.milestones)
+    p = scores.p
+    amount = cases["amount"].to_numpy(dtype=float)[open_idx]
     ms_name = np.array([*A.milestones, None], dtype=object)[np.where(st.stage >= 0, st.stage, K)]
     frame = pd.DataFrame(
         {
             "case_id": A.case_ids[open_idx].astype(str),
-            "owner": cases_known["owner"].to_numpy(dtype=object)[open_idx],
-            "segment": cases_known["segment"].to_numpy(dtype=object)[open_idx],
+            "owner": cases["owner"].to_numpy(dtype=object)[open_idx],
+            "segment": cases["segment"].to_numpy(dtype=object)[open_idx],
             "amount": amount,
             "milestone": ms_name,
             "milestone_order": st.stage + 1,
-            "days_in_milestone": np.round(days_in, 2),
-            "milestone_percentile": pct,
-            "milestone_p80": stage_p80,
-            "age_days": np.round(age, 2),
-            "age_percentile": age_pct,
+            "days_in_milestone": np.round(timing.days_in, 2),
+            "milestone_percentile": timing.pct,
+            "milestone_p80": timing.stage_p80,
+            "age_days": np.round(timing.age, 2),
+            "age_percentile": timing.age_pct,
             "probability": p,
-            "probability_low": lo,
-            "probability_high": hi,
-            "stage_rate": srate[st.stage + 1],
-            "comparable_n": comp_n,
-            "comparable_rate": comp_rate,
+            "probability_low": scores.lo,
+            "probability_high": scores.hi,
+            "stage_rate": evidence.stage_rate[st.stage + 1],
+            "comparable_n": evidence.comp_n,
+            "comparable_rate": evidence.comp_rate,
             "risk": 1 - p,
             "expected_loss": (1 - p) * amount,
-            "flags": flag_str,
-            "n_flags": flags_mat.sum(axis=1),
-            **{f: flags_mat[:, i] for i, f in enumerate(FLAGS)},
-            "overdue_critical": n_overdue,
-            "due_critical": n_due,
-            "next_action": next_action,
-            "next_action_effect": next_effect,
-            "next_action_by": pd.to_datetime(np.where(next_by == NAT, NAT, next_by), utc=True),
+            "flags": _flag_text(flags.matrix),
+            "n_flags": flags.matrix.sum(axis=1),
+            **{f: flags.matrix[:, i] for i, f in enumerate(FLAGS)},
+            "overdue_critical": gaps.n_overdue,
+            "due_critical": gaps.n_due,
+            "next_action": nxt.what,
+            "next_action_effect": nxt.effect,
+            "next_action_by": pd.to_datetime(np.where(nxt.by == NAT, NAT, nxt.by), utc=True),
         }
     )
-    frame["next_action_by"] = frame["next_action_by"].where(next_by != NAT)
+    frame["next_action_by"] = frame["next_action_by"].where(nxt.by != NAT)
     el = frame["expected_loss"].to_numpy()
     order = np.lexsort((frame["case_id"].to_numpy(), -frame["risk"].to_numpy(), -np.nan_to_num(el, nan=-1.0)))
     frame = frame.iloc[order].reset_index(drop=True)
     frame.insert(0, "rank", np.arange(1, m + 1))
-    row_perm = order  # frame row i -> open deal order[i]
-    inv_perm = np.empty(m, dtype=np.int64)
-    inv_perm[row_perm] = np.arange(m)
+    frame = frame.assign(
+        comparable_k=evidence.comp_k[order], comparable_low=evidence.comp_lo[order],
+        comparable_high=evidence.comp_hi[order],
+    )
+    return _Table(frame=frame, order=order)
 
-    coefs = fitted.coefficients()
-    model = ReviewModel(
+
+def _review_model(fitted: Fitted, snaps: Snapshots, A: CaseArrays) -> ReviewModel:
+    """What the probabilities were fitted on, for traceability."""
+    return ReviewModel(
         snapshots=len(snaps.case),
         cases=snaps.eligible_cases,
         successes=len(np.unique(snaps.case[snaps.y])),
@@ -780,46 +1060,44 @@ def review_deals(
         step_days=round(snaps.step_days, 3),
         platt=(round(fitted.a, 4), round(fitted.b, 4)),
         heldout_auc=None if fitted.oof_auc is None else round(fitted.oof_auc, 4),
-        coefficients=coefs,
+        coefficients=fitted.coefficients(),
         people_column=A.people_column,
         relaxed_horizon=snaps.relaxed,
     )
-    ctx = _Context(
-        arrays=A,
+
+
+def _context(
+    known: _Known, acts: _Activities, fitted: Fitted, deals: _Deals, reasons: _ReasonPoints, timing: _Timing,
+    evidence: _Evidence, gaps: _Gaps, team: _Team, flags: _Flags, rec: dict[int, list[Recovery]], order: np.ndarray,
+) -> _Context:
+    """The arrays each deal's review is built from on demand, in pipeline-table order."""
+    m = len(order)
+    inv_perm = np.empty(m, dtype=np.int64)
+    inv_perm[order] = np.arange(m)
+    return _Context(
+        arrays=known.arrays,
         fitted=fitted,
-        key=key,
-        crit=crit,
-        open_idx=open_idx[row_perm],
-        state=_take(st, row_perm),
-        contrib=points[row_perm],
-        groups=groups,
-        gap_status=gap[row_perm],
-        act_gain=gain[row_perm],
-        people_gain=people_gain[row_perm],
-        won_days=won_days,
+        key=acts.key,
+        crit=acts.crit,
+        open_idx=deals.open_idx[order],
+        state=_take(deals.state, order),
+        contrib=reasons.points[order],
+        groups=reasons.groups,
+        gap_status=gaps.status[order],
+        act_gain=gaps.gain[order],
+        people_gain=team.gain[order],
+        won_days=won_visit_days(known.arrays, known.as_of_ns),
         recovery=rec,
-        p50=p50,
-        p80=p80,
-        stage_n=sn,
-        stage_k=sk,
-        people_share=people_share,
-        people_share_n=people_share_n,
-        kind=kind,
-        slips={int(inv_perm[i]): v for i, v in slips.items()},
-        close_changes=close_changes[row_perm],
-        expected_close=expected_close[row_perm],
-    )
-    frame_cols = frame.assign(
-        comparable_k=comp_k[row_perm], comparable_low=comp_lo[row_perm], comparable_high=comp_hi[row_perm]
-    )
-    return Review(
-        as_of=t,
-        template=template,
-        model=model,
-        caveats=tuple(dict.fromkeys(caveats)),
-        _frame=frame_cols,
-        _ctx=ctx,
-        _rows={c: i for i, c in enumerate(frame_cols["case_id"])},
+        p50=timing.p50,
+        p80=timing.p80,
+        stage_n=evidence.stage_n,
+        stage_k=evidence.stage_k,
+        people_share=team.share,
+        people_share_n=team.share_n,
+        kind=known.kind,
+        slips={int(inv_perm[i]): v for i, v in flags.slips.items()},
+        close_changes=flags.close_changes[order],
+        expected_close=flags.expected_close[order],
     )
 
 
