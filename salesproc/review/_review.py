@@ -1224,96 +1224,27 @@ def _fmt_pts(x: float) -> str:
 
 
 def _deal_review(review: Review, row: int) -> DealReview:
+    """One open deal's review in words: the base, reasons, flags, gaps and actions."""
     ctx = review._ctx
     f = review._frame.iloc[row]
-    A = ctx.arrays
-    st = ctx.state
     w = _Words(ctx.kind)
-    k = int(st.stage[row])
-    ms = A.milestones[k] if k >= 0 else None
-    t = review.as_of
-    as_of_ns = int(t.value)
-    days = float(st.days_in[row])
+    k = int(ctx.state.stage[row])
+    ms = ctx.arrays.milestones[k] if k >= 0 else None
+    days = float(ctx.state.days_in[row])
     p = float(f["probability"])
-
-    # the base: past deals in the same spot
     n_c, k_c = int(f["comparable_n"]), int(f["comparable_k"])
-    bucket = _bucket(np.array([f["milestone_percentile"]]))[0]
-    spot = ["within their usual time", "past their median time", "past their p80 time"][bucket]
-    where = f"in {ms}" if ms else "before the first milestone"
-    if k not in set(ctx.fitted.design.stages.tolist()):
-        comp_text = (
-            f"no past {w.units} were seen {where}: the probability is the average over all past {w.units}"
-        )
-    elif n_c:
-        comp_text = (
-            f"of {n_c:,} past {w.units} {where} {spot}, {k_c:,} {w.won} ({k_c / n_c:.0%} "
-            f"[{f['comparable_low']:.0%}, {f['comparable_high']:.0%}])"
-        )
-    else:
-        comp_text = f"no past {w.units} {where} {spot} to compare with: the estimate leans on the model"
-
-    reasons: list[Reason] = [Reason(comp_text[0].upper() + comp_text[1:], None)]
-    contrib = ctx.contrib[row]
-    items = []
-    for gi, g in enumerate(ctx.groups):
-        pts = float(contrib[gi])
-        if abs(pts) < 0.01:
-            continue
-        text = _reason_text(g, pts, row, ctx, review, ms, days, w)
-        if text:
-            items.append(Reason(text, round(pts, 4)))
-    items.sort(key=lambda r: -abs(r.points or 0))
-    reasons += items[:5]
-
-    # flags
-    flags: list[Flag] = []
-    p80 = ctx.p80[k] if k >= 0 else float("nan")
-    if f["stalled"]:
-        mp = float(f["milestone_percentile"])
-        share = f"at least {mp:.0%}" if mp <= 0.8 + 1e-9 else f"{mp:.0%}"
-        flags.append(
-            Flag("stalled", f"{days:.0f} days in {ms}, beyond the template's p80 of {p80:.0f} days "
-                 f"(longer than {share} of visits there)")
-        )
-    slips = ctx.slips.get(row, ())
-    if slips:
-        worst = slips[0]
-        flags.append(
-            Flag("slipping", f"{len(slips)} plan item(s) past their latest safe date; worst: {worst.item} "
-                 f"was due by {worst.latest_safe.date()} ({worst.slip_days:.0f} days ago)")
-        )
+    comp_text = _comparable_text(ctx, f, k, ms, w)
+    reasons = _reasons(review, row, comp_text, ms, days, w)
     gaps = _gaps(ctx, row, w)
-    overdue = [g for g in gaps if g.status == "overdue"]
-    if overdue:
-        flags.append(
-            Flag("missing_critical", f"{len(overdue)} critical activit{'y' if len(overdue) == 1 else 'ies'} "
-                 f"due by a milestone already reached not done: " + ", ".join(f"'{g.activity}'" for g in overdue))
-        )
-    if f["single_threaded"]:
-        share = ctx.people_share[k + 1]
-        flags.append(
-            Flag("single_threaded", f"only one person on this {w.units[:-1]} so far ({A.people_column}); "
-                 f"{share:.0%} of {w.units} that {w.won} had two or more by {ms} (n={int(ctx.people_share_n[k + 1]):,} snapshots)")
-        )
-    if f["regressed"]:
-        flags.append(Flag("regressed", _regression_text(A, int(ctx.open_idx[row]), as_of_ns)))
-    if f["close_date_pushed"]:
-        parts = []
-        if ctx.close_changes[row] > 0:
-            parts.append(f"close date moved {int(ctx.close_changes[row])} time(s)")
-        if ctx.expected_close[row] != NAT and ctx.expected_close[row] < as_of_ns:
-            ec = pd.Timestamp(int(ctx.expected_close[row]), tz="UTC")
-            parts.append(f"expected close {ec.date()} has passed ({(t - ec).days} days ago)")
-        flags.append(Flag("close_date_pushed", "; ".join(parts)))
-
-    actions = _actions(ctx, row, review, gaps, flags, ms, days, p, w)
-    reached, done_acts = _timeline(A, int(ctx.open_idx[row]), review.template)
+    flags = _flag_reasons(review, row, f, gaps, ms, days, w)
+    actions = _actions(ctx, row, review, gaps, flags, ms, days, w)
+    reached, done_acts = _timeline(ctx.arrays, int(ctx.open_idx[row]), review.template)
+    p80 = ctx.p80[k] if k >= 0 else float("nan")
     amount = f["amount"]
     el = f["expected_loss"]
     return DealReview(
         case_id=str(f["case_id"]),
-        as_of=t,
+        as_of=review.as_of,
         rank=int(f["rank"]),
         amount=None if pd.isna(amount) else float(amount),
         owner=f["owner"] if isinstance(f["owner"], str) else None,
@@ -1339,11 +1270,95 @@ def _deal_review(review: Review, row: int) -> DealReview:
         flags=tuple(flags),
         gaps=tuple(gaps),
         actions=tuple(actions),
-        plan_slips=tuple(slips),
+        plan_slips=tuple(ctx.slips.get(row, ())),
         reached=reached,
         done=done_acts,
         template=review.template,
     )
+
+
+def _comparable_text(ctx: _Context, f: pd.Series, k: int, ms: str | None, w: _Words) -> str:
+    """The base of the probability in words: what past deals in the same spot did."""
+    n_c, k_c = int(f["comparable_n"]), int(f["comparable_k"])
+    bucket = _bucket(np.array([f["milestone_percentile"]]))[0]
+    spot = ["within their usual time", "past their median time", "past their p80 time"][bucket]
+    where = f"in {ms}" if ms else "before the first milestone"
+    if k not in set(ctx.fitted.design.stages.tolist()):
+        return f"no past {w.units} were seen {where}: the probability is the average over all past {w.units}"
+    if n_c:
+        return (
+            f"of {n_c:,} past {w.units} {where} {spot}, {k_c:,} {w.won} ({k_c / n_c:.0%} "
+            f"[{f['comparable_low']:.0%}, {f['comparable_high']:.0%}])"
+        )
+    return f"no past {w.units} {where} {spot} to compare with: the estimate leans on the model"
+
+
+def _reasons(review: Review, row: int, comp_text: str, ms: str | None, days: float, w: _Words) -> list[Reason]:
+    """The base, then the (up to five) factors that move this deal's probability most."""
+    ctx = review._ctx
+    contrib = ctx.contrib[row]
+    items = []
+    for gi, g in enumerate(ctx.groups):
+        pts = float(contrib[gi])
+        if abs(pts) < 0.01:
+            continue
+        text = _reason_text(g, pts, row, ctx, review, ms, days, w)
+        if text:
+            items.append(Reason(text, round(pts, 4)))
+    items.sort(key=lambda r: -abs(r.points or 0))
+    return [Reason(comp_text[0].upper() + comp_text[1:], None), *items[:5]]
+
+
+def _flag_reasons(
+    review: Review, row: int, f: pd.Series, gaps: list[Gap], ms: str | None, days: float, w: _Words
+) -> list[Flag]:
+    """The deal's flags, each with why it fired."""
+    ctx = review._ctx
+    k = int(ctx.state.stage[row])
+    flags: list[Flag] = []
+    if f["stalled"]:
+        p80 = ctx.p80[k] if k >= 0 else float("nan")
+        mp = float(f["milestone_percentile"])
+        share = f"at least {mp:.0%}" if mp <= 0.8 + 1e-9 else f"{mp:.0%}"
+        flags.append(
+            Flag("stalled", f"{days:.0f} days in {ms}, beyond the template's p80 of {p80:.0f} days "
+                 f"(longer than {share} of visits there)")
+        )
+    slips = ctx.slips.get(row, ())
+    if slips:
+        worst = slips[0]
+        flags.append(
+            Flag("slipping", f"{len(slips)} plan item(s) past their latest safe date; worst: {worst.item} "
+                 f"was due by {worst.latest_safe.date()} ({worst.slip_days:.0f} days ago)")
+        )
+    overdue = [g for g in gaps if g.status == "overdue"]
+    if overdue:
+        flags.append(
+            Flag("missing_critical", f"{len(overdue)} critical activit{'y' if len(overdue) == 1 else 'ies'} "
+                 f"due by a milestone already reached not done: " + ", ".join(f"'{g.activity}'" for g in overdue))
+        )
+    if f["single_threaded"]:
+        share = ctx.people_share[k + 1]
+        flags.append(
+            Flag("single_threaded", f"only one person on this {w.units[:-1]} so far ({ctx.arrays.people_column}); "
+                 f"{share:.0%} of {w.units} that {w.won} had two or more by {ms} (n={int(ctx.people_share_n[k + 1]):,} snapshots)")
+        )
+    if f["regressed"]:
+        flags.append(Flag("regressed", _regression_text(ctx.arrays, int(ctx.open_idx[row]), int(review.as_of.value))))
+    if f["close_date_pushed"]:
+        flags.append(Flag("close_date_pushed", _close_date_text(ctx, row, review.as_of)))
+    return flags
+
+
+def _close_date_text(ctx: _Context, row: int, t: pd.Timestamp) -> str:
+    """Why the close date counts as pushed: how often it moved, or that the expected close has passed."""
+    parts = []
+    if ctx.close_changes[row] > 0:
+        parts.append(f"close date moved {int(ctx.close_changes[row])} time(s)")
+    if ctx.expected_close[row] != NAT and ctx.expected_close[row] < int(t.value):
+        ec = pd.Timestamp(int(ctx.expected_close[row]), tz="UTC")
+        parts.append(f"expected close {ec.date()} has passed ({(t - ec).days} days ago)")
+    return "; ".join(parts)
 
 
 def _timeline(
@@ -1366,64 +1381,83 @@ def _timeline(
 
 
 def _reason_text(g: str, pts: float, row: int, ctx: _Context, review: Review, ms: str | None, days: float, w: _Words) -> str | None:
-    st = ctx.state
-    k = int(st.stage[row])
+    """One reason group's effect on this deal, in words (None for a group that has none)."""
     if g == "time":
-        if k < 0:
-            return f"{days:.0f} days since it was created without reaching a milestone ({_fmt_pts(pts)})"
-        won = ctx.won_days[k]
-        if len(won):
-            share = float(np.searchsorted(won, days, side="right")) / len(won)
-            med = float(np.median(won))
-            if share >= 1.0:
-                than = f"longer than any of the {len(won):,} {w.units} that {w.won} spent there"
-            elif share <= 0.0:
-                than = f"shorter than any of the {len(won):,} {w.units} that {w.won} spent there"
-            elif share >= 0.5:
-                than = f"longer than {share:.0%} of {w.units} that {w.won} spent there (n={len(won):,})"
-            else:
-                than = f"shorter than {1 - share:.0%} of {w.units} that {w.won} spent there (n={len(won):,})"
-            return f"in {ms} for {days:.0f} days, {than}; their median {med:.0f} days: {_fmt_pts(pts)}"
-
-        return f"in {ms} for {days:.0f} days: {_fmt_pts(pts)}"
+        return _time_reason(pts, row, ctx, ms, days, w)
     if g == "age":
-        age = float(review._frame.iloc[row]["age_days"])
-        ap = review._frame.iloc[row]["age_percentile"]
-        ct = review.template.cycle_time
-        extra = ""
-        if ct is not None and ct.p50 is not None and pd.notna(ap):
-            rel = f"older than {ap:.0%}" if ap >= 0.5 else f"younger than {1 - ap:.0%}"
-            extra = f", {rel} of {w.units} that {w.won} were when they closed (median {ct.p50:.0f} days)"
-        return f"{age:.0f} days old{extra}: {_fmt_pts(pts)}"
+        return _age_reason(pts, row, review, w)
     if g == "target":
-        tgt = int(ctx.arrays.target[int(ctx.open_idx[row])])
-        if tgt == NAT:
-            return f"no target date: {_fmt_pts(pts)}"
-        when = pd.Timestamp(tgt, tz="UTC")
-        gap = (when - review.as_of) / pd.Timedelta(days=1)
-        if gap < 0:
-            return f"{-gap:.0f} days past its target date {when.date()}: {_fmt_pts(pts)}"
-        return f"{gap:.0f} days left to its target date {when.date()}: {_fmt_pts(pts)}"
+        return _target_reason(pts, row, ctx, review)
     if g == "regressed":
         return f"went back to an earlier milestone: {_fmt_pts(pts)}"
     if g == "people":
-        n = int(st.people[row])
+        n = int(ctx.state.people[row])
         return f"{n} {'person' if n == 1 else 'people'} involved so far: {_fmt_pts(pts)}"
     if g.startswith("act:"):
-        name = g[4:]
-        ka = next(x for x in ctx.key if x.name == name)
-        j = next(i for i, x in enumerate(ctx.key) if x.name == name)
-        done = bool(st.done[row, j])
-        ev = ka.activity.evidence
-        hist = ""
-        if ev is not None and ev.risk_difference is not None:
-            hist = f", which goes with {_fmt_pts(ev.risk_difference)} of {w.win_rate} at {ev.milestone} (n={ev.n:,})"
-        if ka.activity.critical:
-            state = f"'{name}' done" if done else f"missing '{name}'"
-        else:
-            state = f"warning sign '{name}' happened" if done else f"no '{name}' (a warning sign)"
-        return f"{state}{hist}: {_fmt_pts(pts)} for this {w.units[:-1]}"
+        return _activity_reason(g[4:], pts, row, ctx, w)
     return None
+
+
+def _time_reason(pts: float, row: int, ctx: _Context, ms: str | None, days: float, w: _Words) -> str:
+    """Time in the milestone, against the time deals that won spent there."""
+    k = int(ctx.state.stage[row])
+    if k < 0:
+        return f"{days:.0f} days since it was created without reaching a milestone ({_fmt_pts(pts)})"
+    won = ctx.won_days[k]
+    if len(won):
+        share = float(np.searchsorted(won, days, side="right")) / len(won)
+        med = float(np.median(won))
+        if share >= 1.0:
+            than = f"longer than any of the {len(won):,} {w.units} that {w.won} spent there"
+        elif share <= 0.0:
+            than = f"shorter than any of the {len(won):,} {w.units} that {w.won} spent there"
+        elif share >= 0.5:
+            than = f"longer than {share:.0%} of {w.units} that {w.won} spent there (n={len(won):,})"
+        else:
+            than = f"shorter than {1 - share:.0%} of {w.units} that {w.won} spent there (n={len(won):,})"
+        return f"in {ms} for {days:.0f} days, {than}; their median {med:.0f} days: {_fmt_pts(pts)}"
+
+    return f"in {ms} for {days:.0f} days: {_fmt_pts(pts)}"
+
+
+def _age_reason(pts: float, row: int, review: Review, w: _Words) -> str:
+    """The deal's age, against the age of deals that won when they closed."""
+    age = float(review._frame.iloc[row]["age_days"])
+    ap = review._frame.iloc[row]["age_percentile"]
+    ct = review.template.cycle_time
+    extra = ""
+    if ct is not None and ct.p50 is not None and pd.notna(ap):
+        rel = f"older than {ap:.0%}" if ap >= 0.5 else f"younger than {1 - ap:.0%}"
+        extra = f", {rel} of {w.units} that {w.won} were when they closed (median {ct.p50:.0f} days)"
+    return f"{age:.0f} days old{extra}: {_fmt_pts(pts)}"
+
+
+def _target_reason(pts: float, row: int, ctx: _Context, review: Review) -> str:
+    """The days left to (or past) the deal's target date."""
+    tgt = int(ctx.arrays.target[int(ctx.open_idx[row])])
+    if tgt == NAT:
+        return f"no target date: {_fmt_pts(pts)}"
+    when = pd.Timestamp(tgt, tz="UTC")
+    gap = (when - review.as_of) / pd.Timedelta(days=1)
+    if gap < 0:
+        return f"{-gap:.0f} days past its target date {when.date()}: {_fmt_pts(pts)}"
+    return f"{gap:.0f} days left to its target date {when.date()}: {_fmt_pts(pts)}"
+
+
+def _activity_reason(name: str, pts: float, row: int, ctx: _Context, w: _Words) -> str:
+    """A critical activity done or missing, or a warning sign seen or not, with the history's evidence."""
+    ka = next(x for x in ctx.key if x.name == name)
+    j = next(i for i, x in enumerate(ctx.key) if x.name == name)
+    done = bool(ctx.state.done[row, j])
+    ev = ka.activity.evidence
+    hist = ""
+    if ev is not None and ev.risk_difference is not None:
+        hist = f", which goes with {_fmt_pts(ev.risk_difference)} of {w.win_rate} at {ev.milestone} (n={ev.n:,})"
+    if ka.activity.critical:
+        state = f"'{name}' done" if done else f"missing '{name}'"
+    else:
+        state = f"warning sign '{name}' happened" if done else f"no '{name}' (a warning sign)"
+    return f"{state}{hist}: {_fmt_pts(pts)} for this {w.units[:-1]}"
 
 
 def _gaps(ctx: _Context, row: int, w: _Words) -> list[Gap]:
@@ -1477,21 +1511,45 @@ def _regression_text(A: CaseArrays, case: int, as_of_ns: int) -> str:
 
 def _actions(
     ctx: _Context, row: int, review: Review, gaps: list[Gap], flags: list[Flag], ms: str | None, days: float,
-    p: float, w: _Words,
+    w: _Words,
 ) -> list[Action]:
+    """The deal's next steps, quantified ones first: its gaps, what stalled winners did, the flags' and the plan's."""
     t = review.as_of
-    st = ctx.state
-    k = int(st.stage[row])
-    out: list[Action] = []
+    k = int(ctx.state.stage[row])
+    names = {f.name for f in flags}
+    out = _gap_actions(ctx, row, review.template, gaps, days, t)
+    if "stalled" in names and k in ctx.recovery:
+        out += _recovery_actions(ctx.recovery[k], t, w)
+    out += _flag_actions(ctx, row, review.template, flags, ms, t)
+    out += _plan_actions(ctx.slips.get(row, ()), t)
+    # by expected effect, quantified first; then the flag and plan steps by date
+    out.sort(key=lambda a: (a.effect is None, -(a.effect or 0), a.by))
+    # the same activity may come from the template and from history: keep the first
+    seen: set[str] = set()
+    uniq = []
+    for a in out:
+        if a.what in seen:
+            continue
+        seen.add(a.what)
+        uniq.append(a)
+    return uniq
+
+
+def _gap_actions(
+    ctx: _Context, row: int, tpl: ProcessTemplate, gaps: list[Gap], days: float, t: pd.Timestamp
+) -> list[Action]:
+    """Do each missing critical activity: overdue ones within days, due ones before the next milestone."""
+    k = int(ctx.state.stage[row])
     crit_pos = {c.name: j for j, c in enumerate(ctx.crit)}
     p50 = ctx.p50[k] if k >= 0 else float("nan")
     left = (p50 - days) if math.isfinite(p50) else 0.0
+    out: list[Action] = []
     for g in gaps:
         j = crit_pos[g.activity]
         ca = ctx.crit[j]
         lead = ca.activity.due_days_before or 0.0
         due_days = OVERDUE_DAYS if g.status == "overdue" else max(OVERDUE_DAYS, math.ceil(left - lead))
-        owner = ca.activity.owner_role or _ms_owner(review.template, ca.activity.milestone)
+        owner = ca.activity.owner_role or _ms_owner(tpl, ca.activity.milestone)
         gain = float(ctx.act_gain[row, j])
         when = "overdue: it is due by " if g.status == "overdue" else "due before "
         out.append(
@@ -1504,24 +1562,35 @@ def _actions(
                 source="template",
             )
         )
+    return out
+
+
+def _recovery_actions(recovery: list[Recovery], t: pd.Timestamp, w: _Words) -> list[Action]:
+    """For a stalled deal: what past deals stalled in the same milestone that still won did next."""
+    return [
+        Action(
+            what=f"Do '{r.activity}'",
+            owner=r.role,
+            by=t + pd.Timedelta(days=STALL_ACTION_DAYS),
+            effect=round(r.rd, 4),
+            why=(
+                f"of {r.won:,} {w.units} stalled in {r.milestone} that went on to {'win' if w.units == 'deals' else 'finish on time'}, "
+                f"{r.won_did:,} did '{r.activity}' within {r.window_days:.0f} days; stalled {w.units} that did "
+                f"{w.won} {r.k_did / r.n_did:.0%} (n={r.n_did:,}) vs {r.k_not / r.n_not:.0%} that did not "
+                f"(n={r.n_not:,}): {_fmt_pts(r.rd)} [{r.low * 100:+.0f}, {r.high * 100:+.0f}]"
+            ),
+            source="history",
+        )
+        for r in recovery
+    ]
+
+
+def _flag_actions(
+    ctx: _Context, row: int, tpl: ProcessTemplate, flags: list[Flag], ms: str | None, t: pd.Timestamp
+) -> list[Action]:
+    """The steps the single-threaded, regressed and close-date flags call for."""
     names = {f.name for f in flags}
-    if "stalled" in names and k in ctx.recovery:
-        for r in ctx.recovery[k]:
-            out.append(
-                Action(
-                    what=f"Do '{r.activity}'",
-                    owner=r.role,
-                    by=t + pd.Timedelta(days=STALL_ACTION_DAYS),
-                    effect=round(r.rd, 4),
-                    why=(
-                        f"of {r.won:,} {w.units} stalled in {r.milestone} that went on to {'win' if w.units == 'deals' else 'finish on time'}, "
-                        f"{r.won_did:,} did '{r.activity}' within {r.window_days:.0f} days; stalled {w.units} that did "
-                        f"{w.won} {r.k_did / r.n_did:.0%} (n={r.n_did:,}) vs {r.k_not / r.n_not:.0%} that did not "
-                        f"(n={r.n_not:,}): {_fmt_pts(r.rd)} [{r.low * 100:+.0f}, {r.high * 100:+.0f}]"
-                    ),
-                    source="history",
-                )
-            )
+    out: list[Action] = []
     if "single_threaded" in names:
         gain = float(ctx.people_gain[row])
         out.append(
@@ -1538,7 +1607,7 @@ def _actions(
         out.append(
             Action(
                 what=f"Re-confirm with the buyer what it takes to pass {ms} again, and write it down",
-                owner=_ms_owner(review.template, ms),
+                owner=_ms_owner(tpl, ms),
                 by=t + pd.Timedelta(days=OVERDUE_DAYS),
                 effect=None,
                 why=next(f.reason for f in flags if f.name == "regressed"),
@@ -1556,28 +1625,22 @@ def _actions(
                 source="flag",
             )
         )
-    for s in ctx.slips.get(row, ()):
-        out.append(
-            Action(
-                what=f"Re-plan '{s.item}': agree a new date or escalate",
-                owner="deal owner",
-                by=t + pd.Timedelta(days=OVERDUE_DAYS),
-                effect=None,
-                why=f"its latest safe date {s.latest_safe.date()} passed {s.slip_days:.0f} days ago",
-                source="plan",
-            )
+    return out
+
+
+def _plan_actions(slips: tuple[PlanSlip, ...], t: pd.Timestamp) -> list[Action]:
+    """Re-plan each plan item whose latest safe date has passed."""
+    return [
+        Action(
+            what=f"Re-plan '{s.item}': agree a new date or escalate",
+            owner="deal owner",
+            by=t + pd.Timedelta(days=OVERDUE_DAYS),
+            effect=None,
+            why=f"its latest safe date {s.latest_safe.date()} passed {s.slip_days:.0f} days ago",
+            source="plan",
         )
-    # by expected effect, quantified first; then the flag and plan steps by date
-    out.sort(key=lambda a: (a.effect is None, -(a.effect or 0), a.by))
-    # the same activity may come from the template and from history: keep the first
-    seen: set[str] = set()
-    uniq = []
-    for a in out:
-        if a.what in seen:
-            continue
-        seen.add(a.what)
-        uniq.append(a)
-    return uniq
+        for s in slips
+    ]
 
 
 def _ms_owner(tpl: ProcessTemplate, ms: str | None) -> str | None:
