@@ -44,8 +44,37 @@ class State:
         return np.maximum(self.t - self.entered, 0) / DAY_NS
 
 
+@dataclass(frozen=True)
+class _EventCodes:
+    """The event table as integer codes, in its (case, time) order."""
+
+    case: np.ndarray  # int64 case code
+    t: np.ndarray  # int64 ns
+    names: pd.Index  # the distinct event names
+    name: np.ndarray  # int64 code into names
+    is_activity: np.ndarray  # bool: an event of type "activity"
+
+
+def _event_codes(e: pd.DataFrame) -> _EventCodes:
+    """The event table's case, time, name and type as flat arrays."""
+    return _EventCodes(
+        case=e["case_id"].cat.codes.to_numpy().astype(np.int64),
+        t=e["timestamp"].array.asi8.astype(np.int64),
+        names=e["name"].cat.categories.astype(str),
+        name=e["name"].cat.codes.to_numpy().astype(np.int64),
+        is_activity=(e["type"] == "activity").to_numpy(dtype=bool),
+    )
+
+
 class CaseArrays:
     """Flat arrays of a history, with milestones and activities coded against a template."""
+
+    people_column: str | None
+    people_data: bool
+    has_people: np.ndarray
+    pc: np.ndarray
+    pt: np.ndarray
+    p_cum: np.ndarray
 
     def __init__(self, history: History, template: ProcessTemplate, *, people: Sequence[str] = PEOPLE_COLUMNS):
         c = history._cases
@@ -57,22 +86,25 @@ class CaseArrays:
         self.closed = c["closed"].array.asi8.astype(np.int64)
         self.target = c["target_date"].array.asi8.astype(np.int64)  # planned end (NAT where none)
         self.milestones = template.milestone_names
-        K = len(self.milestones)
-        codes = e["case_id"].cat.codes.to_numpy().astype(np.int64)
-        ts = e["timestamp"].array.asi8.astype(np.int64)
-        names = e["name"].cat.categories.astype(str)
-        ncode = e["name"].cat.codes.to_numpy().astype(np.int64)
-        is_activity_type = (e["type"] == "activity").to_numpy(dtype=bool)
+        ev = _event_codes(e)
+        is_ms = self._code_milestones(ev)
+        self._code_activities(ev, ev.is_activity & ~is_ms, e["role"])
+        self._count_people(ev, e, people)
+        self._time_grid(ev.t)
 
-        # --- milestones in template order -------------------------------------------------------
+    def _code_milestones(self, ev: _EventCodes) -> np.ndarray:
+        """Milestone events in template order, with each visit's start, the furthest reached and the steps back;
+        returns which events are milestones."""
+        K = len(self.milestones)
+        names, ncode = ev.names, ev.name
         ms_of_name = np.full(len(names), -1, dtype=np.int64)
         pos = {m: i for i, m in enumerate(self.milestones)}
         for i, nm in enumerate(names):
             ms_of_name[i] = pos.get(nm, -1)
         mk_all = ms_of_name[ncode] if len(ncode) else np.zeros(0, np.int64)
         is_ms = mk_all >= 0
-        self.mc = codes[is_ms]
-        self.mt = ts[is_ms]
+        self.mc = ev.case[is_ms]
+        self.mt = ev.t[is_ms]
         self.mk = mk_all[is_ms]
         m = len(self.mc)
         new_case = np.ones(m, dtype=bool)
@@ -94,15 +126,17 @@ class CaseArrays:
         base = (cum - back)[case_start] if m else np.zeros(0, np.int64)
         self.m_regressed = (cum - base) > 0
         self.m_back = back  # the events that were a step back
+        return is_ms
 
-        # --- activities ----------------------------------------------------------------------------
-        is_act = is_activity_type & ~is_ms
+    def _code_activities(self, ev: _EventCodes, is_act: np.ndarray, roles: pd.Series) -> None:
+        """Activity events (not milestones), each activity's first time per case and its usual role."""
+        ncode = ev.name
         act_used = np.unique(ncode[is_act]) if is_act.any() else np.zeros(0, np.int64)
-        self.activities = [str(names[i]) for i in act_used]
-        remap = np.full(len(names), -1, dtype=np.int64)
+        self.activities = [str(ev.names[int(i)]) for i in act_used]
+        remap = np.full(len(ev.names), -1, dtype=np.int64)
         remap[act_used] = np.arange(len(act_used))
-        self.ac = codes[is_act]
-        self.at = ts[is_act]
+        self.ac = ev.case[is_act]
+        self.at = ev.t[is_act]
         self.ak = remap[ncode[is_act]]
         J = len(self.activities)
         first = np.full(self.n * max(J, 1), NEVER, dtype=np.int64)
@@ -111,7 +145,7 @@ class CaseArrays:
         self.first_done = first.reshape(self.n, max(J, 1))[:, :J]
         # the usual role of each activity: the most frequent non-empty role among its events
         self.act_role: dict[str, str | None] = {}
-        rcode, rnames = _codes(e["role"])
+        rcode, rnames = _codes(roles)
         ra = rcode[is_act]
         ok = ra >= 0
         if ok.any() and J:
@@ -122,13 +156,11 @@ class CaseArrays:
                 self.activities[j]: str(rnames[best[j]]) for j in range(J) if counts[j, best[j]] > 0
             }
 
-        # --- people --------------------------------------------------------------------------------
-        self.people_column: str | None = None
-        self.people_data: bool = False
-        self.has_people: np.ndarray
-        self.pc: np.ndarray
-        self.pt: np.ndarray
-        self.p_cum: np.ndarray
+    def _count_people(self, ev: _EventCodes, e: pd.DataFrame, people: Sequence[str]) -> None:
+        """The people column (first of ``people`` with values) and the running count of distinct people per case."""
+        codes, ts = ev.case, ev.t
+        self.people_column = None
+        self.people_data = False
         for col in people:
             if col in e.columns and e[col].notna().any():
                 self.people_column = col
@@ -153,7 +185,8 @@ class CaseArrays:
             self.pc = self.pt = self.p_cum = np.zeros(0, np.int64)
             self.has_people = np.zeros(self.n, dtype=bool)
 
-        # a time grid shared by every search: integer ticks small enough to pack (case, tick) in int64
+    def _time_grid(self, ts: np.ndarray) -> None:
+        """A time grid shared by every search: integer ticks small enough to pack (case, tick) in int64."""
         lo = [self.created[self.created != NAT].min()] if (self.created != NAT).any() else []
         if len(ts):
             lo.append(int(ts.min()))
