@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -73,20 +74,12 @@ class _Prepared:
         self.closed_ns = c["closed"].array.asi8.copy()
         self.created_ns = c["created"].array.asi8
         self.kind = str(c["kind"].iloc[0]) if len(c) else "deal"
-        self.main_raw: np.ndarray = np.zeros(0, dtype=np.int64)
         codes = e["case_id"].cat.codes.to_numpy().astype(np.int64)
         ts = e["timestamp"].array.asi8
         names = e["name"].cat.categories.astype(str)
         ncode = e["name"].cat.codes.to_numpy()
-        if milestones is None:
-            is_ms = (e["type"] == "milestone").to_numpy()
-        else:
-            match = milestone_matcher(milestones)
-            assert match is not None
-            is_ms_name = match(pd.Series(names))
-            is_ms = is_ms_name[ncode]
         terminal = np.array([bool(_TERMINAL.match(x)) for x in names], dtype=bool)
-        is_ms = is_ms & ~terminal[ncode]
+        is_ms = _milestone_events(e, names, ncode, milestones) & ~terminal[ncode]
         self.dropped_terminal = [str(x) for x in names[terminal]]
         self.events = len(e)
         self.first_event_ns = int(ts.min()) if len(ts) else None
@@ -107,33 +100,104 @@ class _Prepared:
         self.ac = codes[a_mask]
         self.ak = remap_a[ncode[a_mask]]
         self.at = ts[a_mask]
-        # the milestone each activity is usually done in: the last milestone reached before it
-        last_ms = np.where(is_ms, np.arange(len(ts)), -1)
-        np.maximum.accumulate(last_ms, out=last_ms)
-        lm = last_ms[a_mask]
-        in_case = (lm >= 0) & (codes[np.maximum(lm, 0)] == self.ac)
-        cur = np.where(in_case, remap[ncode[np.maximum(lm, 0)]], -1)
-        n_ms = max(len(m_used), 1)
-        ok = cur >= 0
-        cnt = np.bincount(self.ak[ok] * n_ms + cur[ok], minlength=len(a_used) * n_ms).reshape(len(a_used), n_ms)
-        self.act_stage = np.where(cnt.sum(axis=1) > 0, cnt.argmax(axis=1), -1)
+        self.act_stage = _usual_stage(
+            codes, ncode, is_ms, a_mask, remap, self.ac, self.ak, n_acts=len(a_used), n_ms=len(m_used)
+        )
         # usual role of each event name, by counting (name, role) pairs: no per-row Python objects
         rcode, runiq = pd.factorize(e["role"], use_na_sentinel=True)
         self.role_of_name = _mode_by_group(ncode, rcode, len(names), [str(x) for x in runiq])
         self.ms_role = [self.role_of_name[i] for i in m_used]
         self.act_role = [self.role_of_name[i] for i in a_used]
-        K = len(self.ms_names)
-        self.first = np.full(self.n * max(K, 1), NEVER, dtype=np.int64)
-        if len(self.mc):
-            np.minimum.at(self.first, self.mc * K + self.mk, self.mt)
-        self.first = self.first.reshape(self.n, max(K, 1))[:, :K]
+        self.first = _first_reach(self.n, self.mc, self.mk, self.mt, len(self.ms_names))
         # the data fingerprint: what the numbers were computed from
-        h = hashlib.sha256()
-        for arr in (codes, ts, ncode, self.status, self.closed_ns, self.created_ns):
-            h.update(np.ascontiguousarray(arr).tobytes())
-        h.update("\x1f".join(names).encode())
-        h.update("\x1f".join(c["case_id"].astype(str).head(1000)).encode())
-        self.fingerprint = "sha256:" + h.hexdigest()[:32]
+        self.fingerprint = _fingerprint(
+            (codes, ts, ncode, self.status, self.closed_ns, self.created_ns), names, c["case_id"]
+        )
+
+
+def _milestone_events(e: pd.DataFrame, names: pd.Index, ncode: np.ndarray, milestones: MilestoneRule) -> np.ndarray:
+    """Which events are milestones: by their ``type``, or by name under the ``milestones`` rule."""
+    if milestones is None:
+        return (e["type"] == "milestone").to_numpy()
+    match = milestone_matcher(milestones)
+    assert match is not None
+    is_ms_name = match(pd.Series(names))
+    return is_ms_name[ncode]
+
+
+def _usual_stage(
+    codes: np.ndarray,
+    ncode: np.ndarray,
+    is_ms: np.ndarray,
+    a_mask: np.ndarray,
+    remap: np.ndarray,
+    ac: np.ndarray,
+    ak: np.ndarray,
+    *,
+    n_acts: int,
+    n_ms: int,
+) -> np.ndarray:
+    """The milestone each activity is usually done in: the last milestone reached before it, most often (-1: none)."""
+    last_ms = np.where(is_ms, np.arange(len(codes)), -1)
+    np.maximum.accumulate(last_ms, out=last_ms)
+    lm = last_ms[a_mask]
+    in_case = (lm >= 0) & (codes[np.maximum(lm, 0)] == ac)
+    cur = np.where(in_case, remap[ncode[np.maximum(lm, 0)]], -1)
+    n_ms = max(n_ms, 1)
+    ok = cur >= 0
+    cnt = np.bincount(ak[ok] * n_ms + cur[ok], minlength=n_acts * n_ms).reshape(n_acts, n_ms)
+    return np.where(cnt.sum(axis=1) > 0, cnt.argmax(axis=1), -1)
+
+
+def _first_reach(n: int, mc: np.ndarray, mk: np.ndarray, mt: np.ndarray, K: int) -> np.ndarray:
+    """(cases, milestones): when each case first reached each milestone (``NEVER`` if it did not)."""
+    first = np.full(n * max(K, 1), NEVER, dtype=np.int64)
+    if len(mc):
+        np.minimum.at(first, mc * K + mk, mt)
+    return first.reshape(n, max(K, 1))[:, :K]
+
+
+def _fingerprint(arrays: Iterable[np.ndarray], names: pd.Index, case_ids: pd.Series) -> str:
+    """A hash of the arrays, the event names and the first case ids: what the numbers were computed from."""
+    h = hashlib.sha256()
+    for arr in arrays:
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update("\x1f".join(names).encode())
+    h.update("\x1f".join(case_ids.astype(str).head(1000)).encode())
+    return "sha256:" + h.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class _Order:
+    """The template's milestones in consensus order, and when each case first reached them."""
+
+    main: np.ndarray  # their codes among all milestones (``P.ms_names``), in consensus order
+    names: list[str]
+    share: np.ndarray  # share of cases that reached each of all milestones
+    rare: list[str]  # milestones left out: reached by too few cases
+    first: np.ndarray  # (cases, main): first reach, ``NEVER`` if not reached
+    reached: np.ndarray  # (cases, main)
+
+
+@dataclass(frozen=True)
+class _Conversion:
+    """How the cases that reached one milestone went on, and how many of them closed either way."""
+
+    reached: int
+    to_next: Rate
+    to_success: Rate
+    success_if_furthest: Rate
+    skipped_share: float
+    n_succeeded: int
+    n_failed: int
+
+
+@dataclass(frozen=True)
+class _Stay:
+    """Time in one milestone (Kaplan-Meier over its visits, open ones censored) and how often it is revisited."""
+
+    duration: Duration
+    revisited_share: float
 
 
 def derive_template(
@@ -187,6 +251,47 @@ def derive_template(
     >>> t.milestone_names == truth.stages
     True
     """
+    history, t_as_of = _history_to_derive_from(history, as_of=as_of, previous=previous)
+    P = _prepare(history, milestones, t_as_of)
+    order = _milestone_order(P, min_milestone_share)
+    conversion = _conversion(P, order)
+    stays = _times_in_milestones(P, order, _visits(P))
+    acts, act_caveats = _activities(P, order, alpha=alpha, min_support=min_support,
+                                    required_effect=required_effect, horizon_quantile=horizon_quantile)
+    caveats = _caveats(P, order, conversion, stays, act_caveats, min_milestone_share=min_milestone_share)
+    prov = _provenance(P, history, options={
+        "min_milestone_share": min_milestone_share,
+        "alpha": alpha,
+        "min_support": min_support,
+        "required_effect": required_effect,
+        "horizon_quantile": horizon_quantile,
+        "milestones": _describe_rule(milestones),
+    })
+    tpl = ProcessTemplate(
+        name=name,
+        version=1,
+        kind=P.kind,  # type: ignore[arg-type]
+        success="won" if P.kind == "deal" else "on_time",
+        milestones=_milestone_models(P, order, conversion, stays, acts),
+        activities=acts,
+        dependencies=[],
+        cycle_time=_cycle_time(P),
+        caveats=caveats,
+        directly_follows=_dfg_dict(P),
+        provenance=prov,
+    )
+    if previous is not None:
+        tpl = _keep_edits(previous, tpl)
+    return tpl
+
+
+# --- the steps of derive_template ----------------------------------------------------------------
+
+
+def _history_to_derive_from(
+    history: History, *, as_of: Any, previous: ProcessTemplate | None
+) -> tuple[History, pd.Timestamp]:
+    """The history as known at ``as_of`` (default: its last date) under ``previous``'s names; one kind of case."""
     t_as_of = _ts(as_of, "as_of") if as_of is not None else _default_as_of(history)
     assert t_as_of is not None
     if as_of is not None:
@@ -199,160 +304,183 @@ def derive_template(
             "The 'history' parameter of derive_template must hold one kind of case. "
             f"Got {sorted(kinds)} instead. Fix: history.filter(kind='deal')."
         )
-    P = _Prepared(history, milestones, t_as_of)
-    K = len(P.ms_names)
-    caveats: list[str] = []
-    if K == 0:
+    return history, t_as_of
+
+
+def _prepare(history: History, milestones: MilestoneRule, as_of: pd.Timestamp) -> _Prepared:
+    """The arrays every step works on; a history without milestone events is an error."""
+    P = _Prepared(history, milestones, as_of)
+    if len(P.ms_names) == 0:
         raise ValueError(
             "derive_template found no milestone events. Fix: pass milestones=[...] (names), a regex, "
             "or load the history with a 'type' column."
         )
-    success_word = "won" if P.kind == "deal" else "on time"
-    fail_word = "lost" if P.kind == "deal" else "late or failed"
-    unit = "deals" if P.kind == "deal" else "projects"
+    return P
 
+
+def _milestone_order(P: _Prepared, min_milestone_share: float) -> _Order:
+    """The milestones reached by enough cases, in consensus order (Copeland over first reaches)."""
     reached = P.first < NEVER
     n_reached = reached.sum(axis=0)
     share = n_reached / max(P.n, 1)
     main = np.flatnonzero(share >= min_milestone_share)
     rare = [P.ms_names[i] for i in np.flatnonzero(share < min_milestone_share)]
+    order = _consensus_order(P.first[:, main], reached[:, main])
+    main = main[order]
+    return _Order(
+        main=main,
+        names=[P.ms_names[i] for i in main],
+        share=share,
+        rare=rare,
+        first=P.first[:, main],
+        reached=reached[:, main],
+    )
+
+
+def _conversion(P: _Prepared, order: _Order) -> list[_Conversion]:
+    """Per milestone: the share that went on, that succeeded, that succeeded from there at most; skips."""
+    R = order.reached
+    KM_ = len(order.main)
+    # furthest milestone reached (in consensus order)
+    pos = np.where(R, np.arange(KM_)[None, :], -1)
+    furthest = pos.max(axis=1)
+    closed = P.closed_case
+    succ = P.success
+    out: list[_Conversion] = []
+    for j in range(KM_):
+        rj = R[:, j]
+        later = R[:, j + 1 :].any(axis=1) if j + 1 < KM_ else np.zeros(P.n, dtype=bool)
+        moved_on = rj & (later | succ)
+        decided = rj & (moved_on | closed)
+        cl = rj & closed
+        fur = closed & (furthest == j)
+        skipped = int((later & ~rj).sum())
+        out.append(
+            _Conversion(
+                reached=int(rj.sum()),
+                to_next=_rate(int(moved_on.sum()), int(decided.sum())),
+                to_success=_rate(int((cl & succ).sum()), int(cl.sum())),
+                success_if_furthest=_rate(int((fur & succ).sum()), int(fur.sum())),
+                skipped_share=skipped / max(int(later.sum()), 1),
+                n_succeeded=int((cl & succ).sum()),
+                n_failed=int((cl & ~succ).sum()),
+            )
+        )
+    return out
+
+
+def _times_in_milestones(P: _Prepared, order: _Order, vis: dict[str, np.ndarray]) -> list[_Stay]:
+    """Per milestone: Kaplan-Meier time in it over its visits (open ones censored at ``as_of``); revisits."""
+    out: list[_Stay] = []
+    for j, k in enumerate(order.main):
+        vm = vis["k"] == k
+        nvis = np.bincount(vis["case"][vm], minlength=P.n)
+        revisited = float((nvis >= 2).sum() / max(int(order.reached[:, j].sum()), 1))
+        dur = _duration(vis["days"][vm], vis["observed"][vm], vis["closed_case"][vm], vis["success"][vm])
+        out.append(_Stay(duration=dur, revisited_share=revisited))
+    return out
+
+
+def _caveats(
+    P: _Prepared,
+    order: _Order,
+    conversion: list[_Conversion],
+    stays: list[_Stay],
+    act_caveats: list[str],
+    *,
+    min_milestone_share: float,
+) -> list[str]:
+    """What to keep in mind: left-out milestones, thin data, unknown p80 times, what censoring changed."""
+    success_word = "won" if P.kind == "deal" else "on time"
+    fail_word = "lost" if P.kind == "deal" else "late or failed"
+    unit = "deals" if P.kind == "deal" else "projects"
+    caveats: list[str] = []
+    rare = order.rare
     if rare:
         caveats.append(
             f"{len(rare)} rare milestone(s) left out (reached by under {min_milestone_share:.0%} of {unit}): "
             + ", ".join(rare[:8])
             + (" ..." if len(rare) > 8 else "")
         )
-    order = _consensus_order(P.first[:, main], reached[:, main])
-    main = main[order]
-    names = [P.ms_names[i] for i in main]
-    P.main_raw = main
-    F = P.first[:, main]
-    R = reached[:, main]
-    KM_ = len(main)
-
-    # --- visits and time in milestone ----------------------------------------------------
-    vis = _visits(P)
-    dfg = _dfg_dict(P)
-
-    # furthest milestone reached (in consensus order)
-    pos = np.where(R, np.arange(KM_)[None, :], -1)
-    furthest = pos.max(axis=1)
-    closed = P.closed_case
-    succ = P.success
-    n_closed = int(closed.sum())
+    n_closed = int(P.closed_case.sum())
     if n_closed < 100:
         caveats.append(
             f"Built from only {n_closed} closed {unit}: intervals are wide; treat every number as a rough guide."
         )
-
-    ms_models: list[Milestone] = []
-    for j, k in enumerate(main):
-        rj = R[:, j]
-        later = R[:, j + 1 :].any(axis=1) if j + 1 < KM_ else np.zeros(P.n, dtype=bool)
-        moved_on = rj & (later | succ)
-        decided = rj & (moved_on | closed)
-        to_next = _rate(int(moved_on.sum()), int(decided.sum()))
-        cl = rj & closed
-        to_success = _rate(int((cl & succ).sum()), int(cl.sum()))
-        fur = closed & (furthest == j)
-        if_furthest = _rate(int((fur & succ).sum()), int(fur.sum()))
-        reach_later = R[:, j + 1 :].any(axis=1) if j + 1 < KM_ else np.zeros(P.n, dtype=bool)
-        skipped = int((reach_later & ~rj).sum())
-        skipped_share = skipped / max(int(reach_later.sum()), 1)
-        vm = vis["k"] == k
-        nvis = np.bincount(vis["case"][vm], minlength=P.n)
-        revisited = float((nvis >= 2).sum() / max(int(rj.sum()), 1))
-        dur = _duration(vis["days"][vm], vis["observed"][vm], vis["closed_case"][vm], vis["success"][vm])
-        n_fail = int((cl & ~succ).sum())
-        n_succ = int((cl & succ).sum())
-        if n_fail < 30 and P.kind == "deal":
-            caveats.append(f"only {n_fail} {fail_word} {unit} reached {names[j]}: its win rates are uncertain")
-        if n_succ < 30:
-            caveats.append(f"only {n_succ} {success_word} {unit} reached {names[j]}")
+    for name, conv, stay in zip(order.names, conversion, stays):
+        dur = stay.duration
+        if conv.n_failed < 30 and P.kind == "deal":
+            caveats.append(f"only {conv.n_failed} {fail_word} {unit} reached {name}: its win rates are uncertain")
+        if conv.n_succeeded < 30:
+            caveats.append(f"only {conv.n_succeeded} {success_word} {unit} reached {name}")
         if dur.p80 is None and dur.n:
-            caveats.append(f"{names[j]}: under 80% of visits have ended, so its p80 time is unknown")
+            caveats.append(f"{name}: under 80% of visits have ended, so its p80 time is unknown")
         if dur.p50 is not None and dur.naive_p50 is not None and abs(dur.naive_p50 - dur.p50) > max(
             1.0, 0.1 * dur.p50
         ):
             caveats.append(
-                f"{names[j]}: dropping open {unit} would have put the median time at {dur.naive_p50:.1f} days "
+                f"{name}: dropping open {unit} would have put the median time at {dur.naive_p50:.1f} days "
                 f"instead of {dur.p50:.1f}"
             )
-        ms_models.append(
-            Milestone(
-                name=names[j],
-                order=j + 1,
-                owner_role=P.ms_role[k],
-                p50_days=dur.p50,
-                p80_days=dur.p80,
-                evidence=MilestoneEvidence(
-                    reached=int(rj.sum()),
-                    reached_share=round(float(share[k]), 4),
-                    skipped_share=round(float(skipped_share), 4),
-                    revisited_share=round(revisited, 4),
-                    to_next=to_next,
-                    to_success=to_success,
-                    success_if_furthest=if_furthest,
-                    duration=dur,
-                ),
-            )
+    return list(dict.fromkeys([*caveats, *act_caveats]))
+
+
+def _milestone_models(
+    P: _Prepared, order: _Order, conversion: list[_Conversion], stays: list[_Stay], acts: list[Activity]
+) -> list[Milestone]:
+    """The template's milestones with their evidence; exit criteria: the critical activities due by the next."""
+    ms_models = [
+        Milestone(
+            name=order.names[j],
+            order=j + 1,
+            owner_role=P.ms_role[k],
+            p50_days=stay.duration.p50,
+            p80_days=stay.duration.p80,
+            evidence=MilestoneEvidence(
+                reached=conv.reached,
+                reached_share=round(float(order.share[k]), 4),
+                skipped_share=round(float(conv.skipped_share), 4),
+                revisited_share=round(stay.revisited_share, 4),
+                to_next=conv.to_next,
+                to_success=conv.to_success,
+                success_if_furthest=conv.success_if_furthest,
+                duration=stay.duration,
+            ),
         )
-
-    # --- cycle time of successful cases ----------------------------------------------------
-    ok = succ & (P.closed_ns != NAT)
-    cyc_days = (P.closed_ns[ok] - P.created_ns[ok]) / DAY_NS
-    cycle = _duration(cyc_days, np.ones(len(cyc_days), bool), np.ones(len(cyc_days), bool), np.ones(len(cyc_days), bool))
-
-    # --- critical activities ----------------------------------------------------------------
-    acts, act_caveats = _activities(P, F, R, names, alpha=alpha, min_support=min_support,
-                                    required_effect=required_effect, horizon_quantile=horizon_quantile)
-    caveats += act_caveats
-
-    # exit criteria: critical activities due by the next milestone
+        for j, (k, conv, stay) in enumerate(zip(order.main, conversion, stays))
+    ]
+    names = order.names
     by_ms: dict[str, list[str]] = {}
     for a in acts:
         if a.critical and a.milestone:
             by_ms.setdefault(a.milestone, []).append(f"{a.name} done")
-    ms_models = [
+    return [
         m.model_copy(update={"exit_criteria": by_ms.get(names[i + 1], [])}) if i + 1 < len(names) else m
         for i, m in enumerate(ms_models)
     ]
 
-    prov = Provenance(
+
+def _cycle_time(P: _Prepared) -> Duration:
+    """Days from creation to close of the successful cases."""
+    ok = P.success & (P.closed_ns != NAT)
+    cyc_days = (P.closed_ns[ok] - P.created_ns[ok]) / DAY_NS
+    return _duration(cyc_days, np.ones(len(cyc_days), bool), np.ones(len(cyc_days), bool), np.ones(len(cyc_days), bool))
+
+
+def _provenance(P: _Prepared, history: History, *, options: dict[str, Any]) -> Provenance:
+    """What the template was derived from: the data's fingerprint and span, as_of, the options, the version."""
+    return Provenance(
         data_fingerprint=P.fingerprint,
         source=history.report.source,
         first_event=_iso(P.first_event_ns),
         last_event=_iso(P.last_event_ns),
-        as_of=t_as_of.isoformat(),
+        as_of=P.as_of.isoformat(),
         cases=P.n,
-        closed_cases=n_closed,
+        closed_cases=int(P.closed_case.sum()),
         events=P.events,
         salesproc_version=__version__,
-        options={
-            "min_milestone_share": min_milestone_share,
-            "alpha": alpha,
-            "min_support": min_support,
-            "required_effect": required_effect,
-            "horizon_quantile": horizon_quantile,
-            "milestones": _describe_rule(milestones),
-        },
+        options=options,
     )
-    tpl = ProcessTemplate(
-        name=name,
-        version=1,
-        kind=P.kind,  # type: ignore[arg-type]
-        success="won" if P.kind == "deal" else "on_time",
-        milestones=ms_models,
-        activities=acts,
-        dependencies=[],
-        cycle_time=cycle,
-        caveats=list(dict.fromkeys(caveats)),
-        directly_follows=dfg,
-        provenance=prov,
-    )
-    if previous is not None:
-        tpl = _keep_edits(previous, tpl)
-    return tpl
 
 
 def _default_as_of(history: History) -> pd.Timestamp:
@@ -505,34 +633,82 @@ def directly_follows(history: History, *, types: Iterable[str] = ("milestone", "
     )
 
 
+@dataclass(frozen=True)
+class _Landmarks:
+    """Landmark comparisons: per (activity, milestone), success with and without the activity done before it."""
+
+    rows: list[dict[str, Any]]  # a, m, n, n_with, n_without, k_with, k_without, rd, lo, hi
+    eligible: dict[int, np.ndarray]  # milestone -> the cases that reached it long enough before as_of
+
+
 def _activities(
     P: _Prepared,
-    F: np.ndarray,
-    R: np.ndarray,
-    names: list[str],
+    order: _Order,
     *,
     alpha: float,
     min_support: int,
     required_effect: float,
     horizon_quantile: float,
 ) -> tuple[list[Activity], list[str]]:
-    J, KM_ = len(P.act_names), len(names)
+    """Critical activities: landmark comparisons of success with and without each one, tested once each."""
     caveats: list[str] = []
-    if J == 0:
+    if len(P.act_names) == 0:
         return [], caveats
+    A = _first_done(P)
+    usual = _usual_position(P, order)
+    landmarks = _landmark_comparisons(P, order, A, usual, horizon_quantile)
+    if not landmarks.rows:
+        return [Activity(name=n, note="no closed cases to compare") for n in P.act_names], caveats
+    T = _primary_tests(P, order, A, usual, landmarks, min_support)
+    acts: list[Activity] = []
+    thin: list[str] = []
+    for a, name in enumerate(P.act_names):
+        ta = T[T["a"] == a]
+        tested = ta[ta["q"].notna()]
+        if not len(tested):
+            thin.append(name)
+        acts.append(_activity(P, order, A, a, ta, tested, alpha=alpha, min_support=min_support,
+                              required_effect=required_effect))
+    if thin:
+        caveats.append(
+            f"{len(thin)} activit{'y' if len(thin) == 1 else 'ies'} had too few cases to judge: "
+            + ", ".join(thin[:8]) + (" ..." if len(thin) > 8 else "")
+        )
+    names = order.names
+    rank = {"required": 0, "recommended": 1, "warning": 2, "none": 3}
+    acts.sort(key=lambda x: (rank[x.requirement], names.index(x.milestone) if x.milestone in names else 99,
+                             -(abs(x.evidence.risk_difference or 0) if x.evidence else 0)))
+    return acts, caveats
+
+
+def _first_done(P: _Prepared) -> np.ndarray:
+    """(cases, activities): when each case first did each activity (``NEVER`` if it did not)."""
+    J = len(P.act_names)
     flat = np.full(P.n * J, NEVER, dtype=np.int64)
     np.minimum.at(flat, P.ac * J + P.ak, P.at)
-    A = flat.reshape(P.n, J)
+    return flat.reshape(P.n, J)
+
+
+def _usual_position(P: _Prepared, order: _Order) -> np.ndarray:
+    """Per activity: the position (in ``order``) of the milestone it is usually done in; -1 if none of them."""
+    pos_of_raw = {int(k): j for j, k in enumerate(order.main)}
+    return np.array([pos_of_raw.get(int(k), -1) for k in P.act_stage], dtype=np.int64)
+
+
+def _landmark_comparisons(
+    P: _Prepared, order: _Order, A: np.ndarray, usual: np.ndarray, horizon_quantile: float
+) -> _Landmarks:
+    """Per milestone, among the cases that reached it a horizon before as_of: success with and without each activity."""
+    F, R = order.first, order.reached
+    J = len(P.act_names)
     y = P.success
     # opportunity: at a milestone after the one an activity is usually done in, compare only cases
     # that went through that milestone (skipping it removes the chance to do the activity, and
     # skipping may go with other differences)
-    pos_of_raw = {int(k): j for j, k in enumerate(P.main_raw)}
-    usual = np.array([pos_of_raw.get(int(k), -1) for k in P.act_stage], dtype=np.int64)
     Fu = np.where(usual[None, :] >= 0, F[:, np.maximum(usual, 0)], NEVER)
     rows: list[dict[str, Any]] = []
     elig_by_m: dict[int, np.ndarray] = {}
-    for j in range(KM_):
+    for j in range(len(order.names)):
         Rt = F[:, j]
         rj = R[:, j]
         cl = rj & P.closed_case & (P.closed_ns != NAT)
@@ -560,9 +736,14 @@ def _activities(
                     "rd": float(rd[a]), "lo": float(lo[a]), "hi": float(hi[a]),
                 }
             )
-    if not rows:
-        return [Activity(name=n, note="no closed cases to compare") for n in P.act_names], caveats
-    T = pd.DataFrame(rows)
+    return _Landmarks(rows=rows, eligible=elig_by_m)
+
+
+def _primary_tests(
+    P: _Prepared, order: _Order, A: np.ndarray, usual: np.ndarray, landmarks: _Landmarks, min_support: int
+) -> pd.DataFrame:
+    """The comparisons with Fisher p and BH q (plain and age-adjusted) on each activity's one primary test."""
+    T = pd.DataFrame(landmarks.rows)
     supported = (T["n_with"] >= min_support) & (T["n_without"] >= min_support)
     # one primary test per activity, chosen before looking at any outcome: the first milestone after
     # the one it is usually done in that has enough cases with and without it. Testing every
@@ -586,66 +767,62 @@ def _activities(
         # the same comparison within strata of age at the milestone (Cochran-Mantel-Haenszel):
         # an activity that only marks elapsed time (status reports in a late project) is not flagged
         p_adj = np.array([
-            _age_adjusted_p(P, F, A, usual, elig_by_m[int(m)], int(a), int(m))
+            _age_adjusted_p(P, order.first, A, usual, landmarks.eligible[int(m)], int(a), int(m))
             for a, m in zip(sub["a"].to_numpy(), sub["m"].to_numpy())
         ])
         T.loc[testable, "p_adj"] = p_adj
         T.loc[testable, "q_adj"] = bh(p_adj)
-    acts: list[Activity] = []
-    thin: list[str] = []
-    for a, name in enumerate(P.act_names):
-        ta = T[T["a"] == a]
-        tested = ta[ta["q"].notna()]
-        role = P.act_role[a]
-        sig = tested[(tested["q"] < alpha) & (tested["q_adj"] < alpha)]
-        if len(sig):
-            best = sig.sort_values("m").iloc[0].copy()
-            # typical timing: median days before reaching the milestone, among those who did it
-            mj = int(best["m"])
-            did = R[:, mj] & (A[:, a] < F[:, mj])
-            best["due"] = float(np.median((F[did, mj] - A[did, a]) / DAY_NS)) if did.any() else np.nan
-            positive = best["rd"] > 0
-            if positive:
-                requirement = "required" if (best["rd"] >= required_effect and best["lo"] > 0) else "recommended"
-            else:
-                requirement = "warning"
-            note = _explain(name, best, names, positive, P.kind)
-            acts.append(
-                Activity(
-                    name=name, milestone=names[int(best["m"])],
-                    due_days_before=_r(best["due"], 1) if not np.isnan(best["due"]) else None,
-                    owner_role=role, critical=bool(positive), requirement=requirement,  # type: ignore[arg-type]
-                    evidence=_evidence(best, names), note=note,
-                )
-            )
-        elif len(tested):
-            best = tested.iloc[0]
-            acts.append(
-                Activity(
-                    name=name, milestone=None, owner_role=role, critical=False, requirement="none",
-                    evidence=_evidence(best, names),
-                    note=f"no clear link to the outcome ({best['rd']:+.0%} at {names[int(best['m'])]}, q={best['q']:.2f})",
-                )
-            )
+    return T
+
+
+def _activity(
+    P: _Prepared,
+    order: _Order,
+    A: np.ndarray,
+    a: int,
+    ta: pd.DataFrame,
+    tested: pd.DataFrame,
+    *,
+    alpha: float,
+    min_support: int,
+    required_effect: float,
+) -> Activity:
+    """One activity's verdict: critical (or a warning) where both q values are under alpha, else not."""
+    F, R, names = order.first, order.reached, order.names
+    name = P.act_names[a]
+    role = P.act_role[a]
+    sig = tested[(tested["q"] < alpha) & (tested["q_adj"] < alpha)]
+    if len(sig):
+        best = sig.sort_values("m").iloc[0].copy()
+        # typical timing: median days before reaching the milestone, among those who did it
+        mj = int(best["m"])
+        did = R[:, mj] & (A[:, a] < F[:, mj])
+        best["due"] = float(np.median((F[did, mj] - A[did, a]) / DAY_NS)) if did.any() else np.nan
+        positive = best["rd"] > 0
+        if positive:
+            requirement = "required" if (best["rd"] >= required_effect and best["lo"] > 0) else "recommended"
         else:
-            fallback = ta.sort_values("n_with", ascending=False).iloc[0] if len(ta) else None
-            thin.append(name)
-            acts.append(
-                Activity(
-                    name=name, owner_role=role, critical=False, requirement="none",
-                    evidence=_evidence(fallback, names) if fallback is not None else None,
-                    note=f"too few cases to judge (need {min_support} with and without it before a milestone)",
-                )
-            )
-    if thin:
-        caveats.append(
-            f"{len(thin)} activit{'y' if len(thin) == 1 else 'ies'} had too few cases to judge: "
-            + ", ".join(thin[:8]) + (" ..." if len(thin) > 8 else "")
+            requirement = "warning"
+        note = _explain(name, best, names, positive, P.kind)
+        return Activity(
+            name=name, milestone=names[int(best["m"])],
+            due_days_before=_r(best["due"], 1) if not np.isnan(best["due"]) else None,
+            owner_role=role, critical=bool(positive), requirement=requirement,  # type: ignore[arg-type]
+            evidence=_evidence(best, names), note=note,
         )
-    order = {"required": 0, "recommended": 1, "warning": 2, "none": 3}
-    acts.sort(key=lambda x: (order[x.requirement], names.index(x.milestone) if x.milestone in names else 99,
-                             -(abs(x.evidence.risk_difference or 0) if x.evidence else 0)))
-    return acts, caveats
+    if len(tested):
+        best = tested.iloc[0]
+        return Activity(
+            name=name, milestone=None, owner_role=role, critical=False, requirement="none",
+            evidence=_evidence(best, names),
+            note=f"no clear link to the outcome ({best['rd']:+.0%} at {names[int(best['m'])]}, q={best['q']:.2f})",
+        )
+    fallback = ta.sort_values("n_with", ascending=False).iloc[0] if len(ta) else None
+    return Activity(
+        name=name, owner_role=role, critical=False, requirement="none",
+        evidence=_evidence(fallback, names) if fallback is not None else None,
+        note=f"too few cases to judge (need {min_support} with and without it before a milestone)",
+    )
 
 
 def _age_adjusted_p(
