@@ -68,6 +68,26 @@ def fit_logit(
     else:
         ybar = min(max(float(y.mean()) if n else 0.5, 1e-4), 1 - 1e-4)
         beta[0] = np.log(ybar / (1 - ybar))
+    run = _irls(Z, y, L, beta, max_iter=max_iter, tol=tol)
+    if not covariance:
+        return LogitFit(coef=run.beta / sd, cov=np.full((p, p), np.nan), iterations=run.iterations,
+                        converged=run.converged)
+    cov_z = _sandwich(Z, y, run.beta, L, cluster)
+    return LogitFit(coef=run.beta / sd, cov=cov_z / np.outer(sd, sd), iterations=run.iterations,
+                    converged=run.converged)
+
+
+@dataclass(frozen=True)
+class _Irls:
+    """Where the iterations stopped: coefficients on the standardised scale, how many, whether they converged."""
+
+    beta: np.ndarray
+    iterations: int
+    converged: bool
+
+
+def _irls(Z: np.ndarray, y: np.ndarray, L: np.ndarray, beta: np.ndarray, *, max_iter: int, tol: float) -> _Irls:
+    """Newton steps on the penalised log-likelihood from ``beta`` until the largest step is below ``tol``."""
     converged = False
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
@@ -84,8 +104,12 @@ def fit_logit(
         if float(np.max(np.abs(step))) < tol:
             converged = True
             break
-    if not covariance:
-        return LogitFit(coef=beta / sd, cov=np.full((p, p), np.nan), iterations=it, converged=converged)
+    return _Irls(beta=beta, iterations=it, converged=converged)
+
+
+def _sandwich(Z: np.ndarray, y: np.ndarray, beta: np.ndarray, L: np.ndarray, cluster: np.ndarray | None) -> np.ndarray:
+    """The sandwich covariance of the standardised coefficients, clustered by ``cluster`` when given."""
+    n = len(Z)
     eta = Z @ beta
     mu = sigmoid(eta)
     w = np.maximum(mu * (1 - mu), 1e-9)
@@ -101,10 +125,7 @@ def fit_logit(
     else:
         G = scores
     meat = G.T @ G
-    cov_z = Hinv @ meat @ Hinv
-    coef = beta / sd
-    cov = cov_z / np.outer(sd, sd)
-    return LogitFit(coef=coef, cov=cov, iterations=it, converged=converged)
+    return np.asarray(Hinv @ meat @ Hinv)
 
 
 def platt(eta: np.ndarray, y: np.ndarray) -> tuple[float, float]:
