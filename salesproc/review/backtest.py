@@ -223,54 +223,20 @@ def backtest(
             f"The 'history' parameter of backtest must be a History. Got {type(history).__name__} instead."
         )
     cut_list = _cutoffs(cutoff)
-    if horizon_days is not None and (not isinstance(horizon_days, (int, float)) or horizon_days <= 0):
-        raise ValueError(f"The 'horizon_days' parameter of backtest must be a positive number. Got {horizon_days!r} instead.")
-    from salesproc.derive._derive import _default_as_of, derive_template
-
-    end = _default_as_of(history)
-    for c in cut_list:
-        if c >= end:
-            raise ValueError(
-                f"The 'cutoff' parameter of backtest must be before the end of the data ({end.date()}), so that "
-                f"outcomes can be seen. Got {c.date()} instead."
-            )
+    end = _check_backtest(history, cut_list, horizon_days)
     dopts = dict(derive_options or {})
     ropts = {"case_attributes": False, **(review_options or {})}
-    c_all = history._cases
-    status_end = c_all["status"].astype(str).to_numpy()
-    closed_end = c_all["closed"]
-    id_pos = pd.Index(c_all["case_id"])
-    parts = []
-    reviews = []
+    from salesproc.derive._derive import derive_template
+
+    truth = _final_outcomes(history)
+    forecasts = []
     templates = []
-    excluded = 0
     for c in cut_list:
         tpl = template if template is not None else derive_template(history, as_of=c, **dopts)
-        rev = review_deals(history, tpl, as_of=c, **ropts)
-        f = rev.to_frame()
-        pos = id_pos.get_indexer(f["case_id"])
-        st = status_end[pos]
-        cl = closed_end.iloc[pos].reset_index(drop=True)
-        if horizon_days is not None:
-            until = c + pd.Timedelta(days=float(horizon_days))
-            won = (st == "success") & (cl <= until).fillna(False).to_numpy(dtype=bool)
-            keep = np.ones(len(f), dtype=bool)
-        else:
-            won = st == "success"
-            still_open = st == "open"
-            waited = (end - c) / DAY
-            keep = ~still_open | (waited >= rev.model.horizon_days)
-        excluded += int((~keep).sum())
-        part = f.loc[keep, ["case_id", "milestone", "amount", "probability", "probability_low", "probability_high",
-                            "stage_rate", *FLAGS]].copy()
-        part.insert(0, "cutoff", c)
-        part["outcome"] = np.where(st == "success", "success", np.where(st == "open", "open", "failure"))[keep]
-        part["closed"] = cl[keep].to_numpy()
-        part["y"] = won[keep]
-        parts.append(part)
-        reviews.append(rev)
+        forecasts.append(_forecasts_at(history, tpl, c, truth, ropts, end=end, horizon_days=horizon_days))
         templates.append(tpl)
-    out = pd.concat(parts, ignore_index=True)
+    excluded = sum(f.excluded for f in forecasts)
+    out = pd.concat([f.table for f in forecasts], ignore_index=True)
     y = out["y"].to_numpy(dtype=bool)
     if len(out) == 0 or y.all() or not y.any():
         raise ValueError(
@@ -279,6 +245,93 @@ def backtest(
         )
     met = _metrics("review", out["probability"].to_numpy(), y, bins)
     base = _metrics("stage-only baseline", out["stage_rate"].to_numpy(), y, bins) if baseline else None
+    return BacktestResult(
+        cutoffs=tuple(cut_list),
+        end=end,
+        horizon_days=None if horizon_days is None else float(horizon_days),
+        metrics=met,
+        baseline=base,
+        flags=_flag_precision(out, y),
+        outcomes=out,
+        reviews=tuple(f.review for f in forecasts),
+        templates=tuple(templates),
+        excluded=excluded,
+        notes=_notes(review_options, excluded),
+    )
+
+
+@dataclass(frozen=True)
+class _Truth:
+    """What happened to every case by the end of the data, found by case id."""
+
+    status: np.ndarray  # "success", "failure" or "open" per case
+    closed: pd.Series
+    position: pd.Index  # case_id -> row
+
+
+@dataclass(frozen=True)
+class _CutoffForecasts:
+    """The forecasts made at one cutoff that can be judged, beside what happened, and how many could not."""
+
+    table: pd.DataFrame
+    review: Review
+    excluded: int
+
+
+def _check_backtest(history: History, cut_list: list[pd.Timestamp], horizon_days: float | None) -> pd.Timestamp:
+    """Check the horizon and that every cutoff leaves outcomes to see; return the end of the data."""
+    if horizon_days is not None and (not isinstance(horizon_days, (int, float)) or horizon_days <= 0):
+        raise ValueError(f"The 'horizon_days' parameter of backtest must be a positive number. Got {horizon_days!r} instead.")
+    from salesproc.derive._derive import _default_as_of
+
+    end = _default_as_of(history)
+    for c in cut_list:
+        if c >= end:
+            raise ValueError(
+                f"The 'cutoff' parameter of backtest must be before the end of the data ({end.date()}), so that "
+                f"outcomes can be seen. Got {c.date()} instead."
+            )
+    return end
+
+
+def _final_outcomes(history: History) -> _Truth:
+    """Every case's status and close date at the end of the data."""
+    c_all = history._cases
+    return _Truth(
+        status=c_all["status"].astype(str).to_numpy(), closed=c_all["closed"], position=pd.Index(c_all["case_id"])
+    )
+
+
+def _forecasts_at(
+    history: History, tpl: ProcessTemplate, c: pd.Timestamp, truth: _Truth, ropts: dict[str, Any], *,
+    end: pd.Timestamp, horizon_days: float | None,
+) -> _CutoffForecasts:
+    """Review the deals open at cutoff ``c`` and pair each forecast with what happened (if it can be judged yet)."""
+    rev = review_deals(history, tpl, as_of=c, **ropts)
+    f = rev.to_frame()
+    pos = truth.position.get_indexer(pd.Index(f["case_id"]))
+    st = truth.status[pos]
+    cl = truth.closed.iloc[pos].reset_index(drop=True)
+    if horizon_days is not None:
+        until = c + pd.Timedelta(days=float(horizon_days))
+        won = (st == "success") & (cl <= until).fillna(False).to_numpy(dtype=bool)
+        keep = np.ones(len(f), dtype=bool)
+    else:
+        won = st == "success"
+        still_open = st == "open"
+        waited = (end - c) / DAY
+        keep = ~still_open | (waited >= rev.model.horizon_days)
+    part = f.loc[keep, ["case_id", "milestone", "amount", "probability", "probability_low", "probability_high",
+                        "stage_rate", *FLAGS]].copy()
+    part.insert(0, "cutoff", c)
+    part["outcome"] = np.where(st == "success", "success", np.where(st == "open", "open", "failure"))[keep]
+    part["closed"] = cl[keep].to_numpy()
+    part["y"] = won[keep]
+    return _CutoffForecasts(table=part, review=rev, excluded=int((~keep).sum()))
+
+
+def _flag_precision(out: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
+    """Each flag's support, precision (share of flagged deals not won, Wilson interval) and lift."""
     bad = ~y
     base_rate = float(bad.mean())
     stage_fail = 1.0 - out["stage_rate"].to_numpy(dtype=float)
@@ -297,6 +350,11 @@ def backtest(
                 "expected_by_stage": expected, "lift_vs_stage": prec / expected if n and expected > 0 else np.nan,
             }
         )
+    return pd.DataFrame(rows)
+
+
+def _notes(review_options: dict[str, Any] | None, excluded: int) -> tuple[str, ...]:
+    """What a reader of the backtest should know about how it was scored."""
     notes = [
         "precision = share of flagged deals that were not won (lost, or still open past the horizon)",
         "close_date_pushed is not backtested: the data hold only the final close-date attributes, which would leak",
@@ -305,20 +363,7 @@ def backtest(
         notes.append("slipping needs plans: none were given, so it never fires here")
     if excluded:
         notes.append(f"{excluded:,} deals still open at the end of the data, too soon to judge, were left out")
-    return BacktestResult(
-        cutoffs=tuple(cut_list),
-        end=end,
-        horizon_days=None if horizon_days is None else float(horizon_days),
-        metrics=met,
-        baseline=base,
-        flags=pd.DataFrame(rows),
-        outcomes=out,
-        reviews=tuple(reviews),
-        templates=tuple(templates),
-        excluded=excluded,
-        notes=tuple(notes),
-    )
-
+    return tuple(notes)
 
 def _cutoffs(cutoff: Any) -> list[pd.Timestamp]:
     if cutoff is None:
