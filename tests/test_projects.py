@@ -133,9 +133,10 @@ def test_explicit_start_and_outcome_columns() -> None:
     before = df.copy(deep=True)
     cols = {"case_id": "project_id", "name": "milestone", "planned": "planned_date",
             "actual": "actual_date", "created": "start_date", "outcome": "status"}
+    from salesproc.load import LoadOptions
     from salesproc.load._projects import milestone_table_history
 
-    h = milestone_table_history(df, cols, outcome_values={"Cancelled": "failed"})
+    h = milestone_table_history(df, cols, options=LoadOptions(outcome_values={"Cancelled": "failed"}))
     pd.testing.assert_frame_equal(df, before)
     c = h.cases.set_index("case_id")
     assert c.loc["A", "created"] == day("2024-01-15") and c.loc["A", "outcome"] == "open"

@@ -22,6 +22,7 @@ from salesproc.errors import (
     ParameterError,
     SalesprocError,
 )
+from salesproc.load import LoadOptions
 from salesproc.load._sql import read_sql_history, safe_url
 
 MAPPING = {
@@ -116,7 +117,7 @@ def test_by_query_through_an_engine_that_stays_usable(engine: sa.Engine) -> None
 
 def test_through_a_sqlalchemy_connection_left_open(engine: sa.Engine) -> None:
     with engine.connect() as conn:
-        h = read_sql_history(conn, table="deal_events", cases_table="deals", mapping=MAPPING)
+        h = read_sql_history(conn, table="deal_events", cases_table="deals", options=LoadOptions(mapping=MAPPING))
         check_expected(h)
         assert not conn.closed
         assert conn.execute(sa.text("SELECT count(*) FROM deal_events")).scalar_one() == 6

@@ -149,11 +149,9 @@ def load_history(
     if _is_sql(source):
         from salesproc.load._sql import read_sql_history
 
-        return read_sql_history(
-            source, query=query, table=table, cases_table=cases_table, mapping=opts.mapping, **opts.build_kwargs()
-        )
+        return read_sql_history(source, query=query, table=table, cases_table=cases_table, options=opts)
     if isinstance(source, pd.DataFrame):
-        return from_table(source, opts.mapping, "<DataFrame>", opts.build_kwargs(), opts.decimal or ".")
+        return from_table(source, "<DataFrame>", options=opts.replace(decimal=opts.decimal or "."))
     if isinstance(source, (io.StringIO, io.BytesIO)) or hasattr(source, "read"):
         return _load_stream(source, opts)
     if not isinstance(source, (str, PathLike)):
@@ -190,7 +188,7 @@ def _load_stream(source: Any, opts: LoadOptions) -> History:
     df, dec = _read_csv_bytes(
         data, "<stream>", encoding=opts.encoding, delimiter=opts.delimiter, mapping=opts.mapping, decimal=opts.decimal
     )
-    return from_table(df, opts.mapping, "<stream>", opts.build_kwargs(), opts.decimal or dec)
+    return from_table(df, "<stream>", options=opts.replace(decimal=opts.decimal or dec))
 
 
 def _load_path(path: Path, opts: LoadOptions) -> History:
@@ -205,7 +203,7 @@ def _load_path(path: Path, opts: LoadOptions) -> History:
     if name.endswith((".xes", ".xes.gz")):
         from salesproc.load._xes import read_xes
 
-        return read_xes(path, lifecycle=opts.lifecycle, mapping=opts.mapping, **opts.build_kwargs())
+        return read_xes(path, options=opts)
     if path.suffix.lower() not in _TABLE_SUFFIXES:
         raise InputError(
             f"{path}: unknown file type {path.suffix!r}. Expected one of "
@@ -215,7 +213,7 @@ def _load_path(path: Path, opts: LoadOptions) -> History:
         path, sheet=opts.sheet, encoding=opts.encoding, delimiter=opts.delimiter, mapping=opts.mapping,
         decimal=opts.decimal,
     )
-    return from_table(df, opts.mapping, str(path), opts.build_kwargs(), opts.decimal or dec)
+    return from_table(df, str(path), options=opts.replace(decimal=opts.decimal or dec))
 
 
 def _is_sql(source: Any) -> bool:

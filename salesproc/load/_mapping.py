@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import pandas as pd
 
@@ -15,7 +14,8 @@ from salesproc.errors import EmptyInputError, InputError, MissingColumnError, Pa
 from salesproc.history._history import History
 from salesproc.load._build import build_history
 from salesproc.load._crm import snapshot_history, stage_history
-from salesproc.load._presets import Preset, detect_preset, get_preset
+from salesproc.load._options import LoadOptions
+from salesproc.load._presets import Preset, detect_preset, get_preset, preset_options
 from salesproc.load._projects import milestone_table_history
 
 __all__ = ["REQUIRED_EVENT_COLUMNS", "apply_mapping", "from_table", "resolve_mapping", "suggest_mapping"]
@@ -144,13 +144,12 @@ def apply_mapping(
     return out
 
 
-def from_table(
-    df: pd.DataFrame,
-    mapping: Mapping[str, str] | str | None,
-    source: str,
-    build_opts: dict[str, Any],
-    decimal: str,
-) -> History:
+def from_table(df: pd.DataFrame, source: str, *, options: LoadOptions) -> History:
+    """A history from a table of rows, read with the shape its mapping (``options.mapping``) says.
+
+    ``options.decimal`` is the decimal mark the table's numbers use (``"."`` when None). A preset's
+    own options fill those the user left as None (see :func:`preset_options`).
+    """
     if len(df) == 0:
         raise EmptyInputError(f"{source}: the table has a header but no rows. Fix: export the data again.")
     names = pd.Index([str(c) for c in df.columns])
@@ -160,17 +159,18 @@ def from_table(
             f"{source}: the column {twice!r} appears {int((names == twice).sum())} times in the header. "
             "Fix: rename the repeats so that each column name is unique."
         )
-    cols, preset = resolve_mapping(mapping, [str(c) for c in df.columns])
+    cols, preset = resolve_mapping(options.mapping, [str(c) for c in df.columns])
     shape = preset.shape if preset else "events"
-    popts = {k: v for k, v in (preset.options if preset else {}).items() if k != "required"}
-    opts = {**popts, **{k: v for k, v in build_opts.items() if v is not None}}
+    opts, keywords = preset_options(preset, options)
     if shape == "events":
         mapped = apply_mapping(df, cols, source=source)
-        return build_history(mapped, source=source, decimal=decimal, column_names=cols, **opts)
+        return build_history(
+            mapped, source=source, decimal=opts.decimal or ".", column_names=cols, **opts.build_kwargs()
+        )
     if shape == "snapshot":
-        return snapshot_history(df, cols, source=source, decimal=decimal, **opts)
+        return snapshot_history(df, cols, source=source, options=opts, **keywords)
     if shape == "stage_history":
-        return stage_history(df, cols, source=source, decimal=decimal, **opts)
+        return stage_history(df, cols, source=source, options=opts, **keywords)
     if shape == "milestones":
-        return milestone_table_history(df, cols, source=source, decimal=decimal, **opts)
+        return milestone_table_history(df, cols, source=source, options=opts, **keywords)
     raise InputError(f"preset {preset.name if preset else '?'} has an unknown shape {shape!r}")

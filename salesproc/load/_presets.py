@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from salesproc.errors import ParameterError
+from salesproc.load._options import BUILD_FIELDS, LoadOptions
 
-__all__ = ["PRESETS", "Preset", "detect_preset", "get_preset"]
+__all__ = ["PRESETS", "Preset", "detect_preset", "get_preset", "preset_options"]
 
 
 @dataclass(frozen=True)
@@ -238,3 +239,31 @@ def detect_preset(columns: list[str]) -> Preset | None:
         if p.shape != "events" and p.detect and set(p.detect) <= cols:
             return p
     return None
+
+
+def preset_options(preset: Preset | None, options: LoadOptions) -> tuple[LoadOptions, dict[str, Any]]:
+    """The options a preset's reader runs with, and the keywords of its shape.
+
+    A builder option (``kind``, ``tz``, ``date_format``, ...) is the user's when the user gave one
+    (not None), else the preset's. The preset's other options (``won_stages``, ``aliases``, ...)
+    are the keywords of its reader; ``required`` is the mapping's, not the reader's.
+
+    Examples
+    --------
+    >>> demo = Preset("demo", {}, shape="snapshot", options={
+    ...     "required": ["case_id"], "won_stages": ["Won"], "date_format": "%d.%m.%Y", "tz": "Europe/Berlin"})
+    >>> opts, keywords = preset_options(demo, LoadOptions(tz="UTC"))
+    >>> opts.date_format, opts.tz, keywords
+    ('%d.%m.%Y', 'UTC', {'won_stages': ['Won']})
+    >>> preset_options(demo, LoadOptions(date_format="%Y/%m/%d"))[0].date_format
+    '%Y/%m/%d'
+    >>> preset_options(None, LoadOptions(kind="project")) == (LoadOptions(kind="project"), {})
+    True
+    """
+    if preset is None:
+        return options, {}
+    own = {k: v for k, v in preset.options.items() if k != "required"}
+    fallback = {k: own.pop(k) for k in BUILD_FIELDS if k in own and getattr(options, k) is None}
+    for k in BUILD_FIELDS:
+        own.pop(k, None)
+    return options.replace(**fallback), own

@@ -13,25 +13,22 @@ project becomes a case of kind ``project``:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from salesproc.history._finalize import i8
 from salesproc.history._history import TS_DTYPE, History
-from salesproc.load._build import Errors, MilestoneRule, Skips, build_history
+from salesproc.load._options import LoadOptions
 from salesproc.load._tabular import (
+    CaseRows,
+    SourceRows,
     ensure_frame,
     extra_columns,
     group_dates,
-    group_last,
-    parse_date_column,
-    parse_number_column,
-    resolve_columns,
-    row_numbers,
-    text,
+    milestone_events,
 )
 
 __all__ = ["milestone_table_history"]
@@ -44,15 +41,7 @@ def milestone_table_history(
     cols: Mapping[str, str],
     *,
     source: str = "<data>",
-    decimal: str = ".",
-    kind: str = "project",
-    errors: Errors = "raise",
-    tz: str = "UTC",
-    outcome_values: Mapping[str, str] | None = None,
-    outcome_events: Mapping[str, Iterable[str]] | None = None,
-    milestones: MilestoneRule = None,
-    dayfirst: bool = False,
-    date_format: str | None = None,
+    options: LoadOptions | None = None,
     case_columns: Sequence[str] = (),
     aliases: Mapping[str, Sequence[str]] | None = None,
     preset: str | None = None,
@@ -70,13 +59,14 @@ def milestone_table_history(
         planned end), ``created`` (its start), ``segment``, ``amount`` (budget) and ``outcome``
         (an explicit project outcome, e.g. ``failed`` for a cancelled project). Other columns
         become attributes of the achieved milestones' events, except ``case_columns``.
+    options
+        How dates are read and rows checked (``errors``, ``tz``, ``dayfirst``, ``date_format``,
+        ``decimal``, ``milestones``); ``outcome_values`` labels the optional ``outcome`` column, e.g.
+        ``{"Cancelled": "failed"}``. Its ``kind`` is not used: every case is a ``project``.
+        Default: :class:`LoadOptions`' defaults.
     case_columns
         Columns that describe the project, not the milestone (e.g. ``project_name``): kept as
         case attributes (the last value given for the project).
-    kind
-        Ignored: every case is a ``project``. (It is accepted because loaders pass it.)
-    outcome_values
-        Labels of the optional ``outcome`` column, e.g. ``{"Cancelled": "failed"}``.
 
     Returns
     -------
@@ -99,150 +89,216 @@ def milestone_table_history(
     >>> h.events[["name", "slip_days"]].astype(str).values.tolist()
     [['Kickoff', '0.0'], ['Go-live', '3.0'], ['Kickoff', '1.0']]
     """
-    df = ensure_frame(df, source)
-    n = len(df)
-    sk = Skips(source=source, errors=errors)
-    rows = row_numbers(df)
-    use = resolve_columns(
-        df, cols, required=("case_id", "name", "planned", "actual"), aliases=aliases, source=source,
-        preset=preset,
+    t = SourceRows.read(
+        ensure_frame(df, source), cols, required=("case_id", "name", "planned", "actual"), aliases=aliases,
+        preset=preset, source=source, options=options,
     )
-    id_col, name_col, plan_col, act_col = use["case_id"], use["name"], use["planned"], use["actual"]
+    checked = _check_milestones(t)
+    projects = _Projects.of(t, checked)
+    target, closed = _targets(projects, checked)
+    keep = _check_targets(t, projects, target)
+    created, notes = _project_starts(projects, checked)
+    case_attr = [c for c in case_columns if c in t.df.columns and c not in t.use.values()]
+    cases = _project_cases(t, projects, checked, _ProjectDates(created, target, closed), keep, case_attr)
+    events = _achieved_milestones(t, projects, keep, case_attr)
+    out_vals = {str(a): str(b) for a, b in (t.options.outcome_values or {}).items()} or None
+    return t.build(events, cases, notes, kind="project", outcome_values=out_vals)
 
-    keep = np.ones(n, dtype=bool)
-    cid = text(df[id_col])
-    keep &= sk.bad(
-        cid.isna().to_numpy(), rows=rows, column=id_col, values=df[id_col],
-        expected="a project id (not empty)", fix="fill the id, or delete the row.", reason="empty case id",
+
+@dataclass(frozen=True)
+class _MilestoneRows:
+    """A milestone table's checked rows: project ids, milestone names, planned and actual dates, the
+    projects' own dates (``target_date``, ``created``), amounts, and the rows kept."""
+
+    cid: pd.Series
+    name: pd.Series
+    planned: pd.Series
+    actual: pd.Series
+    dates: dict[str, pd.Series]
+    amount: pd.Series | None
+    keep: np.ndarray
+
+
+def _check_milestones(t: SourceRows) -> _MilestoneRows:
+    """Skip rows without a project, a milestone name or any date, with unreadable cells, or repeated."""
+    cid = t.text("case_id")
+    keep = t.filled(
+        "case_id", cid, t.keep_all(), expected="a project id (not empty)", fix="fill the id, or delete the row.",
+        reason="empty case id",
     )
-    name = text(df[name_col])
-    keep &= sk.bad(
-        name.isna().to_numpy() & keep, rows=rows, column=name_col, values=df[name_col],
-        expected="a milestone name (not empty)", fix="fill the milestone name, or delete the row.",
+    name = t.text("name")
+    keep = t.filled(
+        "name", name, keep, expected="a milestone name (not empty)", fix="fill the milestone name, or delete the row.",
         reason="empty milestone name",
     )
-    date_opts: dict[str, Any] = dict(sk=sk, rows=rows, tz=tz, dayfirst=dayfirst, date_format=date_format)
-    planned, keep = parse_date_column(df, plan_col, keep=keep, **date_opts)
-    actual, keep = parse_date_column(df, act_col, keep=keep, **date_opts)
-    keep &= sk.bad(
-        (planned.isna() & actual.isna()).to_numpy() & keep, rows=rows, column=plan_col,
-        values=df[plan_col], expected="a planned date (or an actual date) for the milestone",
+    plan_col, name_col = t.use["planned"], t.use["name"]
+    planned, keep = t.dates(plan_col, keep)
+    actual, keep = t.dates(t.use["actual"], keep)
+    keep = keep & t.sk.bad(
+        (planned.isna() & actual.isna()).to_numpy() & keep, rows=t.rows, column=plan_col,
+        values=t.df[plan_col], expected="a planned date (or an actual date) for the milestone",
         fix="fill the planned date, or delete the row.", reason="milestone with neither planned nor actual date",
     )
     proj_dates: dict[str, pd.Series] = {}
     for canon in ("target_date", "created"):
-        if canon in use:
-            proj_dates[canon], keep = parse_date_column(df, use[canon], keep=keep, **date_opts)
-    amount = None
-    if "amount" in use:
-        amount, keep = parse_number_column(df, use["amount"], sk=sk, rows=rows, keep=keep, decimal=decimal)
-    pair = pd.DataFrame({"p": cid, "m": name})
-    dup = pair.duplicated(keep="first").to_numpy() & keep
-    keep &= sk.bad(
-        dup, rows=rows, column=name_col, values=df[name_col],
+        if canon in t.use:
+            proj_dates[canon], keep = t.dates(t.use[canon], keep)
+    amount, keep = t.amounts(keep)
+    dup = pd.DataFrame({"p": cid, "m": name}).duplicated(keep="first").to_numpy() & keep
+    keep = keep & t.sk.bad(
+        dup, rows=t.rows, column=name_col, values=t.df[name_col],
         expected="each milestone once per project", fix="delete the repeated row, or rename the milestone.",
         reason="repeated milestone of a project",
     )
+    return _MilestoneRows(cid, name, planned, actual, proj_dates, amount, keep)
 
-    # --- per project -----------------------------------------------------------------------
-    k = np.flatnonzero(keep)
-    codes, uniq = pd.factorize(cid.to_numpy()[k], sort=False)
-    m = len(uniq)
-    plan_k = planned.iloc[k].reset_index(drop=True)
-    act_k = actual.iloc[k].reset_index(drop=True)
-    rows_k = rows[k]
-    done = act_k.notna().to_numpy()
-    total = np.bincount(codes, minlength=m)
-    n_done = np.bincount(codes[done], minlength=m)
-    all_done = (n_done == total) & (total > 0)
 
-    target = group_dates(codes, plan_k, m, "max")
-    if "target_date" in proj_dates:
-        given = group_dates(codes, proj_dates["target_date"].iloc[k].reset_index(drop=True), m, "last")
+@dataclass(frozen=True)
+class _Projects:
+    """The kept milestones grouped by project: their names, planned and actual dates, row numbers,
+    which are done, and per project how many there are and how many are done."""
+
+    cases: CaseRows
+    name: np.ndarray
+    planned: pd.Series
+    actual: pd.Series
+    rows: np.ndarray
+    done: np.ndarray
+    total: np.ndarray
+    n_done: np.ndarray
+
+    @property
+    def all_done(self) -> np.ndarray:
+        """Which projects have achieved every milestone."""
+        return (self.n_done == self.total) & (self.total > 0)
+
+    @classmethod
+    def of(cls, t: SourceRows, r: _MilestoneRows) -> _Projects:
+        """Group the kept rows by project (in order of first appearance)."""
+        k = np.flatnonzero(r.keep)
+        codes, uniq = pd.factorize(r.cid.to_numpy()[k], sort=False)
+        m = len(uniq)
+        act_k = r.actual.iloc[k].reset_index(drop=True)
+        done = act_k.notna().to_numpy()
+        return cls(
+            CaseRows(k, codes, np.asarray(uniq, dtype=object)), r.name.to_numpy()[k],
+            r.planned.iloc[k].reset_index(drop=True), act_k, t.rows[k], done,
+            np.bincount(codes, minlength=m), np.bincount(codes[done], minlength=m),
+        )
+
+
+def _targets(p: _Projects, r: _MilestoneRows) -> tuple[pd.Series, pd.Series]:
+    """Each project's target (its target column, else its latest planned date) and, when all its
+    milestones are done, its close date (the latest actual date)."""
+    g = p.cases
+    target = group_dates(g.codes, p.planned, g.m, "max")
+    if "target_date" in r.dates:
+        given = group_dates(g.codes, r.dates["target_date"].iloc[g.k].reset_index(drop=True), g.m, "last")
         target = given.where(given.notna(), target)
-    closed = group_dates(codes, act_k, m, "max").where(all_done)
+    closed = group_dates(g.codes, p.actual, g.m, "max").where(p.all_done)
+    return target, closed
 
-    # a finished project needs a target to be on time or late: checked here, so that every row of
-    # such a project is counted once when skipped
-    first_row = pd.Series(np.arange(len(k))).groupby(codes).first().to_numpy()
-    no_target = all_done & target.isna().to_numpy()
-    sk.bad(
-        no_target[codes], rows=rows_k, column=plan_col, values=pd.Series(np.asarray(uniq, dtype=object)[codes]),
+
+def _check_targets(t: SourceRows, p: _Projects, target: pd.Series) -> np.ndarray:
+    """Skip finished projects without a target (needed to tell on time from late); the projects kept.
+
+    Checked per project, so that every row of such a project is counted once when skipped.
+    """
+    g = p.cases
+    no_target = p.all_done & target.isna().to_numpy()
+    t.sk.bad(
+        no_target[g.codes], rows=p.rows, column=t.use["planned"], values=pd.Series(g.ids[g.codes]),
         expected="planned dates for a finished project's milestones (to tell on time from late)",
         fix="fill the planned dates, or map the project's planned end, e.g. a 'target_date' column.",
         reason="finished project without a planned end date",
     )
-    keep_p = ~no_target
+    return ~no_target
 
-    notes: list[str] = []
-    start = pd.concat([plan_k.rename("p"), act_k.rename("a")], axis=1).min(axis=1).astype(TS_DTYPE)
-    created = group_dates(codes, start, m, "min")
-    if "created" in proj_dates:
-        given = group_dates(codes, proj_dates["created"].iloc[k].reset_index(drop=True), m, "first")
-        first_act = group_dates(codes, act_k, m, "min")
-        created = given.where(given.notna() & ~(given > first_act).fillna(False), created)
-    else:
-        notes.append("no project start column: created is each project's earliest planned or actual date")
 
-    pend = ~done & plan_k.notna().to_numpy()
-    nxt_idx = pd.Series(i8(plan_k)[pend], index=np.flatnonzero(pend)).groupby(codes[pend]).idxmin()
-    next_name = pd.Series([None] * m, dtype=object)
-    next_plan = pd.Series(pd.NaT, index=range(m), dtype=TS_DTYPE)
+@dataclass(frozen=True)
+class _ProjectDates:
+    """Per project: when it started, its target, and when it closed (missing while open)."""
+
+    created: pd.Series
+    target: pd.Series
+    closed: pd.Series
+
+
+def _project_starts(p: _Projects, r: _MilestoneRows) -> tuple[pd.Series, list[str]]:
+    """When each project started: its start column unless a milestone was achieved before, else its
+    earliest planned or actual date (and a note saying so)."""
+    g = p.cases
+    start = pd.concat([p.planned.rename("p"), p.actual.rename("a")], axis=1).min(axis=1).astype(TS_DTYPE)
+    created = group_dates(g.codes, start, g.m, "min")
+    if "created" not in r.dates:
+        return created, ["no project start column: created is each project's earliest planned or actual date"]
+    given = group_dates(g.codes, r.dates["created"].iloc[g.k].reset_index(drop=True), g.m, "first")
+    first_act = group_dates(g.codes, p.actual, g.m, "min")
+    return given.where(given.notna() & ~(given > first_act).fillna(False), created), []
+
+
+def _next_milestones(p: _Projects) -> tuple[pd.Series, pd.Series]:
+    """Each project's next milestone not yet achieved (the earliest planned) and its planned date."""
+    g = p.cases
+    pend = ~p.done & p.planned.notna().to_numpy()
+    nxt_idx = pd.Series(i8(p.planned)[pend], index=np.flatnonzero(pend)).groupby(g.codes[pend]).idxmin()
+    next_name = pd.Series([None] * g.m, dtype=object)
+    next_plan = pd.Series(pd.NaT, index=range(g.m), dtype=TS_DTYPE)
     if len(nxt_idx):
         pos = nxt_idx.to_numpy()
-        next_name.iloc[nxt_idx.index.to_numpy()] = name.to_numpy()[k][pos]
-        next_plan.iloc[nxt_idx.index.to_numpy()] = plan_k.to_numpy()[pos]
+        next_name.iloc[nxt_idx.index.to_numpy()] = p.name[pos]
+        next_plan.iloc[nxt_idx.index.to_numpy()] = p.planned.to_numpy()[pos]
+    return next_name, next_plan
 
+
+def _project_cases(
+    t: SourceRows,
+    p: _Projects,
+    r: _MilestoneRows,
+    dates: _ProjectDates,
+    keep: np.ndarray,
+    case_attr: list[str],
+) -> pd.DataFrame:
+    """One case per project kept: its dates (``created``, ``target_date``, ``closed``), outcome,
+    amount, owner, segment, milestone counts, next milestone, and the ``case_columns``."""
+    g = p.cases
+    first_row = pd.Series(np.arange(len(g.k))).groupby(g.codes).first().to_numpy()
     cases = pd.DataFrame(
         {
-            "case_id": np.asarray(uniq, dtype=object),
+            "case_id": g.ids,
             "kind": "project",
-            "created": created.to_numpy(),
-            "closed": closed.to_numpy(),
-            "target_date": target.to_numpy(),
-            "_row": rows_k[first_row],
+            "created": dates.created.to_numpy(),
+            "closed": dates.closed.to_numpy(),
+            "target_date": dates.target.to_numpy(),
+            "_row": p.rows[first_row],
         }
     )
-    if "outcome" in use:
-        cases["outcome"] = group_last(codes, text(df[use["outcome"]]).to_numpy()[k], m).to_numpy()
-    if amount is not None:
-        cases["amount"] = pd.to_numeric(group_last(codes, amount.iloc[k], m), errors="coerce").to_numpy()
-    if "case_owner" in use:
-        cases["owner"] = group_last(codes, text(df[use["case_owner"]]).to_numpy()[k], m).to_numpy()
-    if "segment" in use:
-        cases["segment"] = group_last(codes, text(df[use["segment"]]).to_numpy()[k], m).to_numpy()
-    cases["milestones_total"] = total
-    cases["milestones_done"] = n_done
+    if "outcome" in t.use:
+        cases["outcome"] = g.last(t.text("outcome").to_numpy())
+    for col, vals in g.case_values(t, r.amount).items():
+        cases[col] = vals
+    cases["milestones_total"] = p.total
+    cases["milestones_done"] = p.n_done
+    next_name, next_plan = _next_milestones(p)
     cases["next_milestone"] = next_name.to_numpy()
     cases["next_planned"] = next_plan.to_numpy()
-    cases = cases.loc[keep_p].reset_index(drop=True)
-
-    e = np.flatnonzero(done & keep_p[codes])
-    ev = pd.DataFrame(
-        {
-            "case_id": np.asarray(uniq, dtype=object)[codes[e]],
-            "name": name.to_numpy()[k][e],
-            "timestamp": act_k.to_numpy()[e],
-            "_row": rows_k[e],
-        }
-    )
-    if milestones is None:
-        ev["type"] = "milestone"
-    if "owner" in use:
-        ev["owner"] = text(df[use["owner"]]).to_numpy()[k][e]
-    ev["planned"] = plan_k.to_numpy()[e]
-    slip = (i8(act_k)[e] - i8(plan_k)[e]) / _DAY_NS
-    ev["slip_days"] = np.where(plan_k.notna().to_numpy()[e], slip, np.nan)
-    case_attr = [c for c in case_columns if c in df.columns and c not in use.values()]
+    cases = cases.loc[keep].reset_index(drop=True)
     for col in case_attr:
-        vals = group_last(codes, df[col].to_numpy()[k], m).to_numpy()[keep_p]
-        cases[col if col not in cases.columns else f"{col} (source)"] = vals
-    for col, attr in extra_columns(df.columns, [*use.values(), *case_attr]).items():
-        ev[attr if attr not in ("planned", "slip_days") else f"{attr} (source)"] = df[col].to_numpy()[k][e]
+        cases[col if col not in cases.columns else f"{col} (source)"] = g.last(t.df[col].to_numpy())[keep]
+    return cases
 
-    out_vals = {str(a): str(b) for a, b in (outcome_values or {}).items()} or None
-    return build_history(
-        ev, cases, source=source, kind="project", tz=tz, errors=errors, outcome_values=out_vals,
-        milestones=milestones, dayfirst=dayfirst, date_format=date_format, decimal=decimal,
-        rows_read=n, skips=sk, notes=notes,
-    )
+
+def _achieved_milestones(t: SourceRows, p: _Projects, keep: np.ndarray, case_attr: list[str]) -> pd.DataFrame:
+    """An event per milestone achieved by a project kept, at its actual date, with its planned date,
+    the slip in days, and the other columns as attributes."""
+    g = p.cases
+    e = np.flatnonzero(p.done & keep[g.codes])
+    ev = milestone_events(g.ids[g.codes[e]], p.name[e], p.actual.to_numpy()[e], p.rows[e], t.options)
+    if "owner" in t.use:
+        ev["owner"] = t.text("owner").to_numpy()[g.k][e]
+    ev["planned"] = p.planned.to_numpy()[e]
+    slip = (i8(p.actual)[e] - i8(p.planned)[e]) / _DAY_NS
+    ev["slip_days"] = np.where(p.planned.notna().to_numpy()[e], slip, np.nan)
+    for col, attr in extra_columns(t.df.columns, [*t.use.values(), *case_attr]).items():
+        ev[attr if attr not in ("planned", "slip_days") else f"{attr} (source)"] = t.df[col].to_numpy()[g.k][e]
+    return ev

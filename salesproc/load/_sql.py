@@ -13,8 +13,9 @@ import abc
 import difflib
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from salesproc.errors import (
     ParameterError,
 )
 from salesproc.history._history import History
-from salesproc.load._build import CASE_LEVEL, Errors, MilestoneRule, build_history
+from salesproc.load._build import CASE_LEVEL, build_history
 from salesproc.load._mapping import (
     REQUIRED_EVENT_COLUMNS,
     apply_mapping,
@@ -37,6 +38,8 @@ from salesproc.load._mapping import (
     resolve_mapping,
     suggest_mapping,
 )
+from salesproc.load._options import LoadOptions
+from salesproc.load._presets import preset_options
 
 __all__ = ["read_sql_history", "safe_url"]
 
@@ -309,15 +312,7 @@ def read_sql_history(
     query: str | None = None,
     table: str | None = None,
     cases_table: str | None = None,
-    mapping: Mapping[str, str] | str | None = None,
-    kind: str = "deal",
-    errors: Errors = "raise",
-    tz: str = "UTC",
-    outcome_values: Mapping[str, str] | None = None,
-    outcome_events: Mapping[str, Iterable[str]] | None = None,
-    milestones: MilestoneRule = None,
-    dayfirst: bool = False,
-    date_format: str | None = None,
+    options: LoadOptions | None = None,
 ) -> History:
     """Load a :class:`History` from a database table or query of events (one row per event).
 
@@ -333,12 +328,13 @@ def read_sql_history(
         view; ``schema.table`` works too). The name must be one the database lists.
     cases_table
         Optionally a table with one row per case (``case_id`` and case-level columns such as
-        ``outcome``, ``created``, ``amount``), mapped with the same ``mapping``.
-    mapping
-        Canonical name -> column, or a preset name, as for files. Case-level entries may name
-        columns of the case table.
-    kind, errors, tz, outcome_values, outcome_events, milestones, dayfirst, date_format
-        As in :func:`salesproc.load_history`.
+        ``outcome``, ``created``, ``amount``), mapped with the same mapping.
+    options
+        The options of :func:`salesproc.load_history` as one :class:`~salesproc.load.LoadOptions`.
+        Its ``mapping`` (canonical name -> column, or a preset name, as for files) may name columns
+        of the case table for case-level fields; the reading options for files (``encoding``,
+        ``delimiter``, ``decimal``, ``sheet``, ``lifecycle``) are not used. Default:
+        ``LoadOptions()`` (canonical column names, or a preset's recognised by its columns).
 
     Returns
     -------
@@ -348,13 +344,14 @@ def read_sql_history(
     Examples
     --------
     >>> import sqlite3
+    >>> from salesproc.load import LoadOptions
     >>> from salesproc.load._sql import read_sql_history
     >>> con = sqlite3.connect(":memory:")
     >>> _ = con.execute("CREATE TABLE activity (deal TEXT, step TEXT, at TEXT)")
     >>> _ = con.executemany("INSERT INTO activity VALUES (?, ?, ?)", [
     ...     ("D1", "Qualify", "2024-01-02"), ("D1", "Proposal", "2024-01-09"), ("D2", "Qualify", "2024-01-04")])
-    >>> h = read_sql_history(con, table="activity",
-    ...                      mapping={"case_id": "deal", "name": "step", "timestamp": "at"})
+    >>> mapping = {"case_id": "deal", "name": "step", "timestamp": "at"}
+    >>> h = read_sql_history(con, table="activity", options=LoadOptions(mapping=mapping))
     >>> h.summary().cases, h.summary().events
     (2, 3)
     >>> read_sql_history(con, table="activities")
@@ -362,6 +359,24 @@ def read_sql_history(
     ...
     salesproc.errors.InputError: sqlite3 connection (in memory): no table 'activities'. Tables present: 'activity'. Fix: load_history(..., table='activity'), or give query='SELECT ...' instead.
     """
+    opts = _check_sql_parameters(query, table, options)
+    rows = _fetch(source, query=query, table=table, cases_table=cases_table)
+    columns = [str(c) for c in rows.events.columns]
+    if rows.cases is not None:
+        columns += [str(c) for c in rows.cases.columns if str(c) not in columns]
+    cols, preset = resolve_mapping(opts.mapping, columns)
+    if preset is not None and preset.shape != "events":
+        if rows.cases is not None:
+            raise ParameterError(
+                f"The 'cases_table' parameter of load_history works with event rows; the preset "
+                f"{preset.name!r} reads {preset.shape} rows. Got {cases_table!r} instead."
+            )
+        return from_table(rows.events, rows.label, options=opts.replace(decimal="."))
+    return _build_events(rows, cols, preset_options(preset, opts)[0])
+
+
+def _check_sql_parameters(query: str | None, table: str | None, options: LoadOptions | None) -> LoadOptions:
+    """Either a query (a non-empty string) or a table; the options (defaults when None)."""
     if (query is None) == (table is None):
         if query is None:
             raise ParameterError(
@@ -376,6 +391,27 @@ def read_sql_history(
         raise ParameterError(
             f"The 'query' parameter of load_history must be a SQL query (a non-empty str). Got {query!r} instead."
         )
+    if options is None:
+        return LoadOptions()
+    if not isinstance(options, LoadOptions):
+        raise ParameterError(
+            f"The 'options' parameter of read_sql_history must be a LoadOptions. Got {type(options).__name__} instead."
+        )
+    return options
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """The rows read from the database: events, cases (when a case table was named), and a label
+    naming the database and the tables for messages."""
+
+    events: pd.DataFrame
+    cases: pd.DataFrame | None
+    label: str
+
+
+def _fetch(source: Any, *, query: str | None, table: str | None, cases_table: str | None) -> _Fetched:
+    """Read the events (by query or table) and the case table; no event rows is an error."""
     with _connect(source) as db:
         if query is not None:
             events = db.query(query)
@@ -393,30 +429,16 @@ def read_sql_history(
     if len(events) == 0:
         what = "the query returned" if query is not None else "the table holds"
         raise EmptyInputError(f"{label}: {what} no rows. Fix: check the query or table.")
+    return _Fetched(events, cases, label)
 
-    build_opts: dict[str, Any] = dict(
-        kind=kind, errors=errors, tz=tz, outcome_values=outcome_values, outcome_events=outcome_events,
-        milestones=milestones, dayfirst=dayfirst, date_format=date_format,
-    )
-    columns = [str(c) for c in events.columns]
-    if cases is not None:
-        columns += [str(c) for c in cases.columns if str(c) not in columns]
-    cols, preset = resolve_mapping(mapping, columns)
-    if preset is not None and preset.shape != "events":
-        if cases is not None:
-            raise ParameterError(
-                f"The 'cases_table' parameter of load_history works with event rows; the preset "
-                f"{preset.name!r} reads {preset.shape} rows. Got {cases_table!r} instead."
-            )
-        return from_table(events, mapping, label, build_opts, ".")
-    popts = {k: v for k, v in (preset.options if preset else {}).items() if k != "required"}
-    opts = {**popts, **{k: v for k, v in build_opts.items() if v is not None}}
 
-    to_events, to_cases = _split_mapping(cols, events, cases, label)
-    ev = apply_mapping(events, to_events, source=label)
+def _build_events(rows: _Fetched, cols: dict[str, str], options: LoadOptions) -> History:
+    """A history from event rows and case rows, each numbered from 1 for messages."""
+    to_events, to_cases = _split_mapping(cols, rows.events, rows.cases, rows.label)
+    ev = apply_mapping(rows.events, to_events, source=rows.label)
     ev["_row"] = np.arange(1, len(ev) + 1, dtype=np.int64)
     cs = None
-    if cases is not None:
-        cs = apply_mapping(cases, to_cases, source=label, required=("case_id",))
+    if rows.cases is not None:
+        cs = apply_mapping(rows.cases, to_cases, source=rows.label, required=("case_id",))
         cs["_row"] = np.arange(1, len(cs) + 1, dtype=np.int64)
-    return build_history(ev, cs, source=label, decimal=".", column_names=cols, **opts)
+    return build_history(ev, cs, source=rows.label, decimal=".", column_names=cols, **options.build_kwargs())

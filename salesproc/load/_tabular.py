@@ -7,29 +7,35 @@ own column (``'deal_stage'``, not ``'stage'``) so an error points at the cell th
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from salesproc.errors import InputError, MissingColumnError, _closest
-from salesproc.history._history import TS_DTYPE
+from salesproc.history._history import TS_DTYPE, History
 from salesproc.load._build import (
     Skips,
     _clean_ids,
     _norm_token,
+    build_history,
     check_dates,
     parse_amounts,
     parse_timestamps,
 )
+from salesproc.load._options import LoadOptions
 
 __all__ = [
+    "CaseRows",
+    "SourceRows",
     "as_utc",
     "classify_stages",
     "ensure_frame",
     "extra_columns",
     "group_dates",
     "group_last",
+    "milestone_events",
     "missing_column",
     "parse_date_column",
     "parse_flag_column",
@@ -282,3 +288,152 @@ def ensure_frame(df: Any, source: str) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise InputError(f"{source}: expected a table (DataFrame). Got {type(df).__name__} instead.")
     return df.reset_index(drop=True).set_axis([str(c) for c in df.columns], axis=1)
+
+
+@dataclass(frozen=True)
+class SourceRows:
+    """A table being read row by row: the frame, its columns by canonical name, the row numbers
+    messages give, the skip counter and the options."""
+
+    df: pd.DataFrame
+    use: dict[str, str]
+    rows: np.ndarray
+    sk: Skips
+    options: LoadOptions
+    source: str
+
+    @classmethod
+    def read(
+        cls,
+        df: pd.DataFrame,
+        cols: Mapping[str, str],
+        *,
+        required: Iterable[str],
+        aliases: Mapping[str, Sequence[str]] | None,
+        preset: str | None,
+        source: str,
+        options: LoadOptions | None,
+    ) -> SourceRows:
+        """The rows of ``df`` (a frame from :func:`ensure_frame`); an absent required column raises.
+        ``options=None`` reads with the defaults of :class:`LoadOptions`."""
+        options = LoadOptions() if options is None else options
+        sk = Skips(source=source, errors=options.errors)
+        rows = row_numbers(df)
+        use = resolve_columns(df, cols, required=required, aliases=aliases, source=source, preset=preset)
+        return cls(df, use, rows, sk, options, source)
+
+    @property
+    def decimal(self) -> str:
+        """The decimal mark of the table's numbers."""
+        return self.options.decimal or "."
+
+    def keep_all(self) -> np.ndarray:
+        """A keep mask with every row kept."""
+        return np.ones(len(self.df), dtype=bool)
+
+    def text(self, canon: str) -> pd.Series:
+        """The stripped text of the column mapped to ``canon``."""
+        return text(self.df[self.use[canon]])
+
+    def filled(
+        self, canon: str, values: pd.Series, keep: np.ndarray, *, expected: str, fix: str, reason: str
+    ) -> np.ndarray:
+        """The keep mask, less the kept rows whose ``values`` (read from ``canon``'s column) are empty."""
+        column = self.use[canon]
+        return keep & self.sk.bad(
+            values.isna().to_numpy() & keep, rows=self.rows, column=column, values=self.df[column],
+            expected=expected, fix=fix, reason=reason,
+        )
+
+    def dates(
+        self, column: str, keep: np.ndarray, *, required: bool = False, expected: str = "a date such as 2024-03-31"
+    ) -> tuple[pd.Series, np.ndarray]:
+        """One column of dates, read with the options' time zone and date format."""
+        o = self.options
+        return parse_date_column(
+            self.df, column, sk=self.sk, rows=self.rows, keep=keep, tz=o.tz, dayfirst=o.dayfirst,
+            date_format=o.date_format, required=required, expected=expected,
+        )
+
+    def amounts(self, keep: np.ndarray) -> tuple[pd.Series | None, np.ndarray]:
+        """The ``amount`` column as numbers (None when it is not mapped)."""
+        if "amount" not in self.use:
+            return None, keep
+        return parse_number_column(self.df, self.use["amount"], sk=self.sk, rows=self.rows, keep=keep, decimal=self.decimal)
+
+    def build(
+        self,
+        events: pd.DataFrame,
+        cases: pd.DataFrame,
+        notes: Iterable[str],
+        *,
+        kind: str | None = None,
+        outcome_values: Mapping[str, str] | None = None,
+    ) -> History:
+        """The history of these rows: events and cases validated by the builder, every row counted."""
+        o = self.options
+        return build_history(
+            events, cases, source=self.source, kind=kind or o.kind, tz=o.tz, errors=o.errors,
+            outcome_values=outcome_values, milestones=o.milestones, dayfirst=o.dayfirst,
+            date_format=o.date_format, decimal=self.decimal, rows_read=len(self.df), skips=self.sk, notes=notes,
+        )
+
+
+@dataclass(frozen=True)
+class CaseRows:
+    """The kept rows of a table grouped by case: ``k`` their positions in the table, ``codes`` the
+    case of each (0 to ``len(ids) - 1``), ``ids`` the cases' ids."""
+
+    k: np.ndarray
+    codes: np.ndarray
+    ids: np.ndarray
+
+    @property
+    def m(self) -> int:
+        """How many cases."""
+        return len(self.ids)
+
+    def last(self, values: pd.Series | np.ndarray) -> np.ndarray:
+        """Per case, the last value given in its rows (``values`` has one per row of the table)."""
+        kept = values.iloc[self.k] if isinstance(values, pd.Series) else values[self.k]
+        return group_last(self.codes, kept, self.m).to_numpy()
+
+    def case_values(self, t: SourceRows, amount: pd.Series | None, *, owner_of_rows: bool = False) -> dict[str, Any]:
+        """Per case, the last amount, owner (``case_owner``) and segment given; with ``owner_of_rows``
+        and no ``case_owner``, the first ``owner`` of its rows."""
+        out: dict[str, Any] = {}
+        if amount is not None:
+            out["amount"] = pd.to_numeric(group_last(self.codes, amount.iloc[self.k], self.m), errors="coerce").to_numpy()
+        if "case_owner" in t.use:
+            out["owner"] = self.last(t.text("case_owner").to_numpy())
+        elif owner_of_rows and "owner" in t.use:
+            owners = t.text("owner").to_numpy()[self.k]
+            valid = pd.notna(owners)
+            firsts = pd.Series(owners[valid]).groupby(self.codes[valid]).first()
+            own = pd.Series([None] * self.m, dtype=object)
+            own.iloc[firsts.index.to_numpy()] = firsts.to_numpy()
+            out["owner"] = own.to_numpy()
+        if "segment" in t.use:
+            out["segment"] = self.last(t.text("segment").to_numpy())
+        return out
+
+
+def milestone_events(
+    case_id: Sequence[Any] | np.ndarray,
+    name: Sequence[Any] | np.ndarray,
+    ts: pd.Series | np.ndarray,
+    rows: np.ndarray,
+    options: LoadOptions,
+) -> pd.DataFrame:
+    """Events in canonical columns; milestones unless the options say which names are."""
+    ev = pd.DataFrame(
+        {
+            "case_id": np.asarray(case_id, dtype=object),
+            "name": np.asarray(name, dtype=object),
+            "timestamp": pd.Series(ts, dtype=TS_DTYPE).to_numpy(),
+            "_row": np.asarray(rows, dtype=np.int64),
+        }
+    )
+    if options.milestones is None:
+        ev["type"] = "milestone"
+    return ev
