@@ -100,10 +100,29 @@ def finalize_frames(
 
     ``ordered`` says the events are already grouped by case, in the cases' order, and in time
     order within each case (the builder has made sure of it)."""
+    c = _finalize_cases(cases)
+    e = _finalize_events(events, pd.Index(c["case_id"]).rename(None), ordered=ordered)
+    return c, e
+
+
+def _finalize_cases(cases: pd.DataFrame) -> pd.DataFrame:
+    """The case table with every schema column, in schema order (extra columns after), in its dtypes."""
     missing = [c for c in ("case_id", "kind", "outcome", "created") if c not in cases.columns]
     if missing:
         raise InputError(f"case table lacks {missing}; expected the columns {CASE_COLUMNS}.")
-    c = cases.copy(deep=False)  # copy-on-write: the caller's frames are never changed
+    c = _with_optional_case_columns(cases.copy(deep=False))  # copy-on-write: the caller's frames are never changed
+    c["case_id"] = c["case_id"].astype("str")
+    c["kind"] = _categorical(c["kind"], KINDS)
+    c["status"] = _categorical(c["status"], STATUSES)
+    for col in ("created", "closed", "target_date"):
+        c[col] = pd.to_datetime(c[col], utc=True).astype(TS_DTYPE)
+    c["amount"] = pd.to_numeric(c["amount"], errors="coerce").astype("float64")
+    extra = [x for x in c.columns if x not in CASE_COLUMNS]
+    return c[CASE_COLUMNS + extra].reset_index(drop=True)
+
+
+def _with_optional_case_columns(c: pd.DataFrame) -> pd.DataFrame:
+    """Outcome made categorical; status from the outcome and empty dates, amount, owner and segment where absent."""
     c["outcome"] = _categorical(c["outcome"], OUTCOMES)
     if "status" not in c.columns:
         c["status"] = pd.Categorical.from_codes(_STATUS_CODE_OF_OUTCOME[c["outcome"].cat.codes], dtype=_STATUS_DTYPE)
@@ -116,54 +135,68 @@ def finalize_frames(
     for col in ("owner", "segment"):
         if col not in c.columns:
             c[col] = pd.Series([None] * len(c), dtype="str")
-    c["case_id"] = c["case_id"].astype("str")
-    c["kind"] = _categorical(c["kind"], KINDS)
-    c["status"] = _categorical(c["status"], STATUSES)
-    for col in ("created", "closed", "target_date"):
-        c[col] = pd.to_datetime(c[col], utc=True).astype(TS_DTYPE)
-    c["amount"] = pd.to_numeric(c["amount"], errors="coerce").astype("float64")
-    extra = [x for x in c.columns if x not in CASE_COLUMNS]
-    c = c[CASE_COLUMNS + extra].reset_index(drop=True)
+    return c
 
+
+def _finalize_events(events: pd.DataFrame, case_ids: pd.Index, *, ordered: bool) -> pd.DataFrame:
+    """The event table with every schema column, in schema order, categoricals set (case ids in the
+    cases' order, names sorted) and sorted by case and time unless ``ordered``."""
     e = events.copy(deep=False)
     for col in ("owner", "role"):
         if col not in e.columns:
             e[col] = pd.Series([None] * len(e), dtype="str")
     if e["timestamp"].dtype != TS_DTYPE:
         e["timestamp"] = pd.to_datetime(e["timestamp"], utc=True).astype(TS_DTYPE)
-    wanted = pd.Index(c["case_id"]).rename(None)  # categories are unnamed, however they came
-    if _has_text_categories(e["case_id"]):
-        cat = e["case_id"].array
+    cat = _case_categorical(e["case_id"], case_ids)
+    e["case_id"] = cat
+    names = _name_categorical(e["name"])
+    if names is not None:
+        e["name"] = names
+    e["type"] = pd.Categorical(e["type"], categories=EVENT_TYPES)
+    if not ordered:
+        e = _sorted_by_case_and_time(e, np.asarray(cat.codes))
+    extra_e = [x for x in e.columns if x not in EVENT_COLUMNS]
+    return e[EVENT_COLUMNS + extra_e].reset_index(drop=True)
+
+
+def _case_categorical(case_id: pd.Series, wanted: pd.Index) -> pd.Categorical:
+    """The events' case ids as a categorical over the cases' ids, in the cases' order (by codes
+    when already categorical); an event of no case is an :class:`~salesproc.errors.InputError`."""
+    if _has_text_categories(case_id):
+        cat = case_id.array
         if cat.categories.dtype == wanted.dtype and cat.categories.equals(wanted):
             if cat.categories.name != wanted.name:  # already in the cases' order: codes stay
                 cat = cat.rename_categories(wanted)
         else:
             cat = cat.set_categories(wanted)  # same as the text route, by codes
     else:
-        cat = pd.Categorical(e["case_id"].astype("str"), categories=wanted)
-    orphan = (cat.codes < 0) & pd.notna(e["case_id"]).to_numpy()
+        cat = pd.Categorical(case_id.astype("str"), categories=wanted)
+    orphan = (cat.codes < 0) & pd.notna(case_id).to_numpy()
     if orphan.any():
-        raise InputError(f"{int(orphan.sum())} events belong to no case (first: {e['case_id'][orphan].iloc[0]!r}).")
-    e["case_id"] = cat
-    if _has_text_categories(e["name"]):
-        names = e["name"].array
-        codes_n = np.asarray(names.codes)
-        used = np.zeros(len(names.categories) + 1, dtype=bool)  # last slot: missing (code -1)
-        used[codes_n] = True
-        wanted_names = pd.Index(names.categories[used[:-1]], dtype="str").sort_values()
-        if not (used[:-1].all() and names.categories.equals(wanted_names)):
-            e["name"] = _recode(names, wanted_names)
-    else:
-        e["name"] = e["name"].astype("str").astype("category")
-    e["type"] = pd.Categorical(e["type"], categories=EVENT_TYPES)
-    if not ordered:
-        ev_codes = np.asarray(cat.codes)
-        ev_ts = i8(e["timestamp"])
-        if not _in_case_time_order(ev_codes, ev_ts):
-            e = e.iloc[_case_time_order(ev_codes, ev_ts) if ev_codes.min() >= 0 else np.lexsort((ev_ts, ev_codes))]
-    extra_e = [x for x in e.columns if x not in EVENT_COLUMNS]
-    e = e[EVENT_COLUMNS + extra_e].reset_index(drop=True)
-    return c, e
+        raise InputError(f"{int(orphan.sum())} events belong to no case (first: {case_id[orphan].iloc[0]!r}).")
+    return cat  # type: ignore[no-any-return]
+
+
+def _name_categorical(name: pd.Series) -> Any:
+    """Event names as a categorical of the names in use, sorted; None when they already are one."""
+    if not _has_text_categories(name):
+        return name.astype("str").astype("category")
+    names = name.array
+    codes_n = np.asarray(names.codes)  # type: ignore[attr-defined]
+    used = np.zeros(len(names.categories) + 1, dtype=bool)  # type: ignore[attr-defined]  # last slot: missing (code -1)
+    used[codes_n] = True
+    wanted_names = pd.Index(names.categories[used[:-1]], dtype="str").sort_values()  # type: ignore[attr-defined]
+    if not (used[:-1].all() and names.categories.equals(wanted_names)):  # type: ignore[attr-defined]
+        return _recode(names, wanted_names)  # type: ignore[arg-type]
+    return None
+
+
+def _sorted_by_case_and_time(e: pd.DataFrame, ev_codes: np.ndarray) -> pd.DataFrame:
+    """The events grouped by case code and time-sorted within each (stable), unless they already are."""
+    ev_ts = i8(e["timestamp"])
+    if _in_case_time_order(ev_codes, ev_ts):
+        return e
+    return e.iloc[_case_time_order(ev_codes, ev_ts) if ev_codes.min() >= 0 else np.lexsort((ev_ts, ev_codes))]
 
 
 def _categorical(values: pd.Series, categories: Iterable[str]) -> pd.Categorical[Any]:
