@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -683,32 +683,156 @@ def build_history(
     >>> h.summary().cases_without_events, h.report.rows_read, h.report.rows_loaded
     (1, 6, 6)
     """
+    reading = _Reading(tz=tz, dayfirst=dayfirst, date_format=date_format, decimal=decimal)
+    _check_build_parameters(errors=errors, kind=kind, reading=reading)
+    sk = _prepare_skips(skips, source=source, errors=errors, notes=notes, column_names=column_names)
+    if rows_read is None:
+        rows_read = len(events) + (0 if cases is None else len(cases))
+
+    # events: each row's case, name, time and type as codes, then the kept rows in case and time order
+    ev = events.reset_index(drop=True)
+    rows = _rows_of(ev, row_offset, lazy=True)
+    ev = ev.drop(columns=["_row"], errors="ignore")
+    checked = _check_events(ev, rows, sk, reading=reading, milestones=milestones)
+    evs = _kept_events(checked, _terminal_outcomes(outcome_events, checked))
+    evs = _order_by_case_and_time(evs)
+    evs = _drop_duplicate_events(evs, sk)
+
+    # cases: what the events say of each, outcomes from terminal events, the case table's rows
+    evs = replace(evs, starts=_case_starts(evs.codes))
+    c = _cases_from_events(evs, rows, _case_level_columns(ev), with_case_table=cases is not None)
+    evs = _outcomes_from_terminal_events(evs, c, sk, reading=reading)
+    if cases is not None:
+        c = _merge_case_table(_check_case_table(cases, sk, row_offset=row_offset), c, sk)
+    c = _owner_column(c)
+    evs = _first_event_owners(c, evs, ev, with_case_table=cases is not None)
+
+    # per-case values checked (a bad one skips the case, counted with all its rows), then dropped
+    where = _CaseSource.of(c, row_offset=row_offset)
+    kinds = _case_kinds(c, kind=kind, from_events="kind" in ev.columns)
+    ck = _check_kinds(c, kinds, where, sk)
+    ck = _parse_case_dates(c, where, sk, ck, reading=reading)
+    ck = _check_created(c, where, sk, ck)
+    ck = _parse_case_amounts(c, where, sk, ck, decimal=decimal)
+    ck = _case_outcomes(
+        c, kinds, where, sk, ck, outcome_values=outcome_values, outcome_rule=bool(outcome_events)
+    )
+    ck = _close_dates(c, where, sk, ck)
+    c["kind"] = kinds
+    c, evs = _drop_skipped_cases(c, ck, evs)
+
+    c = _case_statuses_and_text(c)
+    e = _event_table(evs, ev, _extra_event_columns(ev))
+    report = _load_report(sk, source=source, rows_read=rows_read)
+    return finalize(c, e, report, ordered=cases is None)  # else the case table sets the order
+
+
+# --- the steps of build_history, in the order it takes them -----------------------------------
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """How dates and numbers are written in the source (the reading keywords of :func:`build_history`)."""
+
+    tz: str
+    dayfirst: bool
+    date_format: str | None
+    decimal: str
+
+
+@dataclass(frozen=True)
+class _EventRows:
+    """The source's event rows read as codes: case, name and type per row, the parsed times, and
+    which rows passed the checks (``keep``)."""
+
+    ev: pd.DataFrame  # the event rows, renumbered 0..n-1, without ``_row``
+    case_codes: np.ndarray  # into ``case_ids``; -1: none
+    case_ids: pd.Index
+    name_codes: np.ndarray  # into ``names``; -1: none
+    names: pd.Index
+    ts: pd.Series  # parsed, ``datetime64[ns, UTC]``
+    type_codes: np.ndarray  # 0 milestone, 1 activity, -1 unknown
+    keep: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Events:
+    """The kept events as positions into the source frame and integer codes, one entry per event.
+
+    Columns are taken at ``src`` only once, when the event table is built, so no long column is
+    copied as objects on the way. ``ident`` says ``src`` is 0..n-1 (columns are used as they are).
+    """
+
+    src: np.ndarray | _Span  # position of each event in the source frame
+    ident: bool
+    codes: np.ndarray  # case code, into ``case_ids``
+    case_ids: pd.Index
+    ts: np.ndarray  # nanoseconds since the epoch, UTC
+    parsed: pd.Series  # the parsed times of all source rows (used as they are when ``ident``)
+    name_codes: np.ndarray  # into ``names``
+    names: pd.Index
+    type_codes: np.ndarray  # into EVENT_TYPES
+    term: np.ndarray | None = None  # outcome of a terminal event (outcome_events), else missing
+    owner: pd.Series | None = None  # each event's owner, once looked up for the cases
+    starts: np.ndarray | None = None  # position of each case's first event, while still valid
+
+    def at_src(self, values: Any) -> Any:
+        """``values`` (one per source row) at the events' positions."""
+        return values if self.ident else values.take(self.src)
+
+    def positions(self) -> np.ndarray | None:
+        """The events' positions in the source frame, None for all of it in order."""
+        return None if self.ident else np.asarray(self.src)
+
+    def select(self, idx: np.ndarray) -> _Events:
+        """The events at ``idx`` (a mask or positions): every per-event array taken alike."""
+        return replace(
+            self,
+            src=self.src[idx],
+            ident=self.ident and idx.dtype == bool and bool(idx.all()),
+            codes=self.codes[idx],
+            ts=self.ts[idx],
+            name_codes=self.name_codes[idx],
+            type_codes=self.type_codes[idx],
+            term=None if self.term is None else self.term[idx],
+            owner=None if self.owner is None else self.owner.iloc[idx].reset_index(drop=True),
+            starts=None,  # positions have moved
+        )
+
+
+def _check_build_parameters(*, errors: str, kind: str, reading: _Reading) -> None:
+    """Raise :class:`~salesproc.errors.ParameterError` for an option that cannot be used, before any row is read."""
     if errors not in ("raise", "skip"):
         raise ParameterError(f"The 'errors' parameter must be 'raise' or 'skip'. Got {errors!r} instead.")
     if kind not in KINDS:
         raise ParameterError(f"The 'kind' parameter must be one of {KINDS}. Got {kind!r} instead.")
-    check_reading_parameters(tz=tz, decimal=decimal, date_format=date_format)
+    check_reading_parameters(tz=reading.tz, decimal=reading.decimal, date_format=reading.date_format)
+
+
+def _prepare_skips(
+    skips: Skips | None,
+    *,
+    source: str,
+    errors: Errors,
+    notes: Iterable[str],
+    column_names: Mapping[str, str] | None,
+) -> Skips:
+    """The loader's :class:`Skips` (or a new one), with its notes and the source's column names for messages."""
     sk = skips or Skips(source=source, errors=errors)
     sk.notes.extend(notes)
     if column_names:
         sk.names.update({str(k): str(v) for k, v in column_names.items()})
-    n_event_rows = len(events)
-    n_case_rows = 0 if cases is None else len(cases)
-    if rows_read is None:
-        rows_read = n_event_rows + n_case_rows
+    return sk
 
-    ev = events.reset_index(drop=True)
-    rows = _rows_of(ev, row_offset, lazy=True)
-    ev = ev.drop(columns=["_row"], errors="ignore")
-    keep = np.ones(len(ev), dtype=bool)
 
-    # --- events: id, name, time, type --------------------------------------------------------
-    # ids and names are cleaned once per distinct value and carried as codes (-1: none)
+def _check_events(
+    ev: pd.DataFrame, rows: Any, sk: Skips, *, reading: _Reading, milestones: MilestoneRule
+) -> _EventRows:
+    """Each event row's case id, name, time and type, checked in that order (so strict mode names
+    the first bad column); ids and names are cleaned once per distinct value, as codes."""
     no_text, no_values = pd.Series([], dtype="str"), pd.Index([], dtype="str")
-    pre = (
-        _factorize_text({c: ev[c] for c in ("case_id", "name", "type") if c in ev.columns}, ordered=["case_id"])
-        if len(ev) else {}
-    )
+    pre = _factorize_identifying_text(ev)
+    keep = np.ones(len(ev), dtype=bool)
     id_codes, id_values = (
         _id_codes(ev["case_id"], pre.get("case_id")) if len(ev) else (np.zeros(0, np.int64), no_values)
     )
@@ -726,16 +850,56 @@ def build_history(
         values=ev.get("name", no_text), expected="an event name (not empty)",
         fix="fill the event name, or drop the row.", reason="empty event name",
     )
-    ts = parse_timestamps(ev["timestamp"], tz=tz, dayfirst=dayfirst, date_format=date_format) if len(ev) else pd.Series([], dtype=TS_DTYPE)
+    ts, keep = _check_event_times(ev, rows, sk, keep, reading=reading)
+    type_codes, keep = _event_types(
+        ev, rows, sk, keep, pre=pre, names=(name_codes, name_values), milestones=milestones
+    )
+    return _EventRows(
+        ev=ev, case_codes=id_codes, case_ids=id_values, name_codes=name_codes, names=name_values,
+        ts=ts, type_codes=type_codes, keep=keep,
+    )
+
+
+def _factorize_identifying_text(ev: pd.DataFrame) -> dict[str, Factorized]:
+    """``case_id``, ``name`` and ``type`` factorized together (in threads when long): the bulk of a big load."""
+    if not len(ev):
+        return {}
+    return _factorize_text({c: ev[c] for c in ("case_id", "name", "type") if c in ev.columns}, ordered=["case_id"])
+
+
+def _check_event_times(
+    ev: pd.DataFrame, rows: Any, sk: Skips, keep: np.ndarray, *, reading: _Reading
+) -> tuple[pd.Series, np.ndarray]:
+    """Each event's time parsed to UTC; unreadable or missing ones reported (a wrong day/month order by name)."""
+    ts = (
+        parse_timestamps(ev["timestamp"], tz=reading.tz, dayfirst=reading.dayfirst, date_format=reading.date_format)
+        if len(ev)
+        else pd.Series([], dtype=TS_DTYPE)
+    )
     keep &= check_dates(
         sk, ts, ev["timestamp"] if len(ev) else ts, candidates=keep, rows=rows, column="timestamp",
-        dayfirst=dayfirst, date_format=date_format,
+        dayfirst=reading.dayfirst, date_format=reading.date_format,
         expected="a date or timestamp such as 2024-03-31 or 2024-03-31T14:05:00+02:00",
         fix=("correct the cell; for day-first dates pass dayfirst=True, or give the exact format, "
              "e.g. date_format='%d.%m.%Y'."),
         reason="unparseable or missing timestamp",
     )
-    etype_code: np.ndarray
+    return ts, keep
+
+
+def _event_types(
+    ev: pd.DataFrame,
+    rows: Any,
+    sk: Skips,
+    keep: np.ndarray,
+    *,
+    pre: Mapping[str, Factorized],
+    names: tuple[np.ndarray, pd.Index],
+    milestones: MilestoneRule,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each event's type code (0 milestone, 1 activity) from its ``type`` column, else from the
+    ``milestones`` rule on its name, else all milestones (with a note saying so)."""
+    name_codes, name_values = names
     if "type" in ev.columns:
         tcodes, tnorm = _norm_codes(ev["type"], pre.get("type"))
         mapped = pd.Series(tnorm, dtype=object).map(_TYPE_SYNONYMS).to_numpy(dtype=object)
@@ -746,296 +910,402 @@ def build_history(
             expected="'milestone' or 'activity'", fix="use one of those words (stage and task also work).",
             reason="unknown event type",
         )
-    else:
-        match = milestone_matcher(milestones)
-        if match is None:
-            etype_code = np.zeros(len(ev), dtype=np.int8)
-            if len(ev):
-                sk.notes.append(
-                    "events carry no type: all treated as milestones (pass milestones=... to name them)"
-                )
-        else:
-            hits = match(pd.Series([*name_values.tolist(), ""], dtype="str"))  # last: no name
-            etype_code = np.where(hits[name_codes], 0, 1).astype(np.int8)
+        return etype_code, keep
+    match = milestone_matcher(milestones)
+    if match is None:
+        if len(ev):
+            sk.notes.append("events carry no type: all treated as milestones (pass milestones=... to name them)")
+        return np.zeros(len(ev), dtype=np.int8), keep
+    hits = match(pd.Series([*name_values.tolist(), ""], dtype="str"))  # last: no name
+    return np.where(hits[name_codes], 0, 1).astype(np.int8), keep
 
-    ev_kind_col = "kind" in ev.columns
 
-    # --- terminal outcome events ------------------------------------------------------------
-    term_outcome = None
-    if outcome_events:
-        term_map: dict[str, str] = {}
-        for outc, names in outcome_events.items():
-            if outc not in OUTCOMES:
-                raise ParameterError(
-                    f"The 'outcome_events' parameter must map outcomes ({OUTCOMES}) to event names. "
-                    f"Got key {outc!r} instead."
-                )
-            for nm in [names] if isinstance(names, str) else names:
-                term_map[str(nm)] = outc
-        term_of_name = pd.Series(name_values, dtype=object).map(term_map).to_numpy(dtype=object)
-        term_outcome = pd.Series(np.append(term_of_name, np.nan)[name_codes], dtype=object)
+def _terminal_outcomes(
+    outcome_events: Mapping[str, Iterable[str]] | None, checked: _EventRows
+) -> pd.Series | None:
+    """The outcome each event row's name stands for under ``outcome_events`` (missing for other names), None without a rule."""
+    if not outcome_events:
+        return None
+    term_map: dict[str, str] = {}
+    for outc, names in outcome_events.items():
+        if outc not in OUTCOMES:
+            raise ParameterError(
+                f"The 'outcome_events' parameter must map outcomes ({OUTCOMES}) to event names. "
+                f"Got key {outc!r} instead."
+            )
+        for nm in [names] if isinstance(names, str) else names:
+            term_map[str(nm)] = outc
+    term_of_name = pd.Series(checked.names, dtype=object).map(term_map).to_numpy(dtype=object)
+    return pd.Series(np.append(term_of_name, np.nan)[checked.name_codes], dtype=object)
 
-    # Work on positions into ``ev`` (``src``) and integer codes; the event table is built once, at
-    # the end, by taking each column at those positions (no object copies of long columns).
-    keep_idx: np.ndarray | _Span = _Span(len(keep)) if keep.all() else np.flatnonzero(keep)
-    src = keep_idx
-    ident = len(keep_idx) == len(ev)  # src is 0..n-1: columns are used as they are, not taken
 
-    def at_src(values):  # type: ignore[no-untyped-def]
-        return values if ident else values.take(src)
-
-    # case codes in order of first appearance among the kept rows
+def _kept_events(checked: _EventRows, term_outcome: pd.Series | None) -> _Events:
+    """The rows that passed the checks, as positions and codes; case codes renumbered in order of
+    first appearance among them."""
+    keep = checked.keep
+    src: np.ndarray | _Span = _Span(len(keep)) if keep.all() else np.flatnonzero(keep)
+    ident = len(src) == len(checked.ev)  # src is 0..n-1: columns are used as they are, not taken
     if ident:
-        kcodes, uniq = id_codes, id_values
+        codes, uniq = checked.case_codes, checked.case_ids
     else:
-        kcodes, first_seen = pd.factorize(id_codes[keep_idx])
-        uniq = id_values[first_seen]
-    uniq_ids = _str_index(uniq)
-    kts = at_src(i8(ts)) if len(ts) else np.zeros(0, np.int64)
-    ncodes_all, name_uniq = at_src(name_codes), name_values
-    tcode = at_src(etype_code)
-    case_level_cols = {c: ev[c] for c in CASE_LEVEL if c in ev.columns}
-    case_attr_cols = [c for c in ev.columns if isinstance(c, str) and c.startswith("case:")]
-    for attr in case_attr_cols:
-        case_level_cols[attr[len("case:"):]] = ev[attr]
-    extra_cols = [
-        c for c in ev.columns
-        if c not in set(EVENT_COLUMNS) | set(CASE_LEVEL) | set(case_attr_cols)
-    ]
-    term = at_src(term_outcome.to_numpy()) if term_outcome is not None else None
+        codes, first_seen = pd.factorize(checked.case_codes[src])
+        uniq = checked.case_ids[first_seen]
+    evs = _Events(
+        src=src, ident=ident, codes=codes, case_ids=_str_index(uniq), ts=np.zeros(0, np.int64),
+        parsed=checked.ts, name_codes=checked.name_codes, names=checked.names, type_codes=checked.type_codes,
+    )
+    return replace(
+        evs,
+        ts=evs.at_src(i8(checked.ts)) if len(checked.ts) else evs.ts,
+        name_codes=evs.at_src(checked.name_codes),
+        type_codes=evs.at_src(checked.type_codes),
+        term=evs.at_src(term_outcome.to_numpy()) if term_outcome is not None else None,
+    )
 
-    # order by case and time once (stable; skipped when the rows already are); duplicates then
-    # sit side by side
-    if not _in_case_time_order(kcodes, kts):
-        order = _case_time_order(kcodes, kts)
-        ident = False
-        src, kts = src[order], kts[order]
+
+def _order_by_case_and_time(evs: _Events) -> _Events:
+    """The events grouped by case and time-sorted within each (stable), unless they already are;
+    duplicates then sit side by side."""
+    if _in_case_time_order(evs.codes, evs.ts):
+        return evs
+    order = _case_time_order(evs.codes, evs.ts)
+    n_cases = len(evs.case_ids)
+    return replace(
+        evs,
+        src=evs.src[order],
+        ident=False,
+        ts=evs.ts[order],
         # the sorted codes are each code repeated as often as it occurs: no gather needed
-        kcodes = np.repeat(np.arange(len(uniq), dtype=kcodes.dtype), np.bincount(kcodes, minlength=len(uniq)))
-        ncodes_all, tcode = ncodes_all[order], tcode[order]
-        if term is not None:
-            term = np.asarray(term)[order]
-    # a duplicate repeats the case and time of the row before it: look only at such runs
-    tie = (kcodes[1:] == kcodes[:-1]) & (kts[1:] == kts[:-1])
-    dup = np.zeros(len(kcodes), dtype=bool)
-    if tie.any():
-        run = np.r_[tie, False] | np.r_[False, tie]
-        sub = pd.DataFrame({"c": kcodes[run], "n": ncodes_all[run], "t": kts[run], "y": tcode[run]})
-        dup[run] = sub.duplicated().to_numpy()
-    if dup.any():
-        sk.count("duplicate event (same case, name, type and time): kept once", int(dup.sum()))
-        nd = ~dup
-        ident = False
-        src, kcodes, kts = src[nd], kcodes[nd], kts[nd]
-        ncodes_all, tcode = ncodes_all[nd], tcode[nd]
-        if term is not None:
-            term = term[nd]
+        codes=np.repeat(np.arange(n_cases, dtype=evs.codes.dtype), np.bincount(evs.codes, minlength=n_cases)),
+        name_codes=evs.name_codes[order],
+        type_codes=evs.type_codes[order],
+        term=None if evs.term is None else np.asarray(evs.term)[order],
+    )
 
-    # --- cases from events (events are grouped by case and time-sorted) ------------------------
-    codes = kcodes
-    moved = False  # rows left the event table after ``starts`` was found
-    n_from_events = len(uniq)
-    ev_ts = kts
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.zeros(0, int)
+
+def _drop_duplicate_events(evs: _Events, sk: Skips) -> _Events:
+    """Events repeating another's case, name, type and time kept once (and counted); only runs of
+    rows that share case and time are compared."""
+    codes, kts = evs.codes, evs.ts
+    tie = (codes[1:] == codes[:-1]) & (kts[1:] == kts[:-1])
+    if not tie.any():
+        return evs
+    dup = np.zeros(len(codes), dtype=bool)
+    run = np.r_[tie, False] | np.r_[False, tie]
+    sub = pd.DataFrame({"c": codes[run], "n": evs.name_codes[run], "t": kts[run], "y": evs.type_codes[run]})
+    dup[run] = sub.duplicated().to_numpy()
+    if not dup.any():
+        return evs
+    sk.count("duplicate event (same case, name, type and time): kept once", int(dup.sum()))
+    return evs.select(~dup)
+
+
+def _case_starts(codes: np.ndarray) -> np.ndarray:
+    """Position of each case's first event (the events are grouped by case)."""
+    return np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.zeros(0, int)
+
+
+def _case_level_columns(ev: pd.DataFrame) -> dict[str, pd.Series]:
+    """The event columns that hold a case's values on its rows (``outcome``, ..., and ``case:`` ones), by case-level name."""
+    case_level_cols = {c: ev[c] for c in CASE_LEVEL if c in ev.columns}
+    for attr in ev.columns:
+        if isinstance(attr, str) and attr.startswith("case:"):
+            case_level_cols[attr[len("case:") :]] = ev[attr]
+    return case_level_cols
+
+
+def _extra_event_columns(ev: pd.DataFrame) -> list[Any]:
+    """The event columns that are neither canonical nor case-level: kept as event attributes."""
+    case_attr_cols = [c for c in ev.columns if isinstance(c, str) and c.startswith("case:")]
+    return [c for c in ev.columns if c not in set(EVENT_COLUMNS) | set(CASE_LEVEL) | set(case_attr_cols)]
+
+
+def _cases_from_events(
+    evs: _Events, rows: Any, case_level: Mapping[str, pd.Series], *, with_case_table: bool
+) -> pd.DataFrame:
+    """One row per case, in code order, from its events: first and last time, the source rows it
+    stands for, and the case-level values its rows carry (with the row each came from)."""
+    codes, starts = evs.codes, evs.starts
+    assert starts is not None
     ends = np.r_[starts[1:], len(codes)] - 1 if len(codes) else np.zeros(0, int)
-    from_ev = pd.DataFrame({"case_id": uniq_ids})
-    from_ev["_first"] = _utc(ev_ts[starts])
-    from_ev["_last"] = _utc(ev_ts[ends])
+    from_ev = pd.DataFrame({"case_id": evs.case_ids})
+    from_ev["_first"] = _utc(evs.ts[starts])
+    from_ev["_last"] = _utc(evs.ts[ends])
     # the source row of kept position p is rows[src[p]]
-    from_ev["_row"] = rows[src[starts]] if len(starts) else np.zeros(0, np.int64)
+    from_ev["_row"] = rows[evs.src[starts]] if len(starts) else np.zeros(0, np.int64)
     # source rows each case stands for (before terminal events leave the table): a case skipped
     # later counts all of them
-    n_rows = (ends - starts + 1).astype(np.int64)  # codes are sorted: a case's rows sit together
-    from_ev["_n_rows"] = n_rows
-    for k, col_values in case_level_cols.items():
-        given = col_values.notna().to_numpy()
-        valid = None if given.all() else at_src(given)
-        if valid is None or valid.all():  # the usual case: every row repeats it, so each case's last row has it
-            pos = ends
-        elif (
-            (some := np.logical_or.reduceat(valid, starts)) == np.logical_and.reduceat(valid, starts)
-        ).all():  # given on all of a case's rows or on none
-            pos = np.where(some, ends, -1)
-        else:
-            at_valid = np.flatnonzero(valid)
-            pos = np.full(n_from_events, -1, dtype=np.int64)
-            pos[codes[at_valid]] = at_valid  # later rows overwrite earlier ones
+    from_ev["_n_rows"] = (ends - starts + 1).astype(np.int64)  # codes are sorted: a case's rows sit together
+    for k, col_values in case_level.items():
+        pos = _case_value_positions(evs, col_values, starts, ends)
         has_value = pos >= 0
-        at = src[np.maximum(pos, 0)]
-        is_text = _is_plain_str(col_values.dtype) or _has_text_categories(col_values)
-        if (k in ("created", "closed", "target_date") and _is_datetime(col_values.dtype)) or (
-            is_text and has_value.any()
-        ):
-            # case dates stay dates (read once, never through text); text stays text, as the
-            # object route below would infer it
-            taken = col_values.array.take(np.where(has_value, at, -1), allow_fill=True)
-            if cases is not None and isinstance(col_values.dtype, pd.CategoricalDtype):
-                taken = np.asarray(taken, dtype=object)  # merged with the case table's values below
-            from_ev[k] = taken
-        elif has_value.all():
-            from_ev[k] = col_values.array.take(at)  # numbers stay numbers
-        else:
-            picked = np.full(n_from_events, None, dtype=object)
-            picked[has_value] = np.asarray(col_values.iloc[at[has_value]].to_numpy(), dtype=object)
-            from_ev[k] = picked
+        at = evs.src[np.maximum(pos, 0)]
+        from_ev[k] = _case_values(col_values, at, has_value, k=k, with_case_table=with_case_table)
         # the row a case-level value came from, for messages about it
-        from_ev[f"_row:{k}"] = np.where(has_value, rows[src[np.maximum(pos, 0)]], from_ev["_row"].to_numpy())
+        from_ev[f"_row:{k}"] = np.where(has_value, rows[at], from_ev["_row"].to_numpy())
+    return from_ev
 
-    if term is not None:
-        is_term = pd.notna(term)
-        if is_term.any():
-            tcodes = codes[is_term]
-            t_out = _group_last_valid(tcodes, term[is_term], n_from_events)
-            t_time = np.full(n_from_events, np.iinfo(np.int64).min)
-            np.maximum.at(t_time, tcodes, ev_ts[is_term])
-            has = pd.notna(t_out)
-            cur = from_ev["outcome"] if "outcome" in from_ev.columns else pd.Series([None] * n_from_events)
-            from_ev["outcome"] = np.where(has, t_out, cur.to_numpy(dtype=object))
-            # int64 min is NaT: cases without a terminal event get none
-            tt = pd.Series(pd.to_datetime(np.where(has, t_time, np.iinfo(np.int64).min), utc=True))
-            if "closed" in from_ev.columns:
-                old = parse_timestamps(pd.Series(from_ev["closed"]), tz=tz, dayfirst=dayfirst)
-                from_ev["closed"] = old.where(old.notna(), tt)
-            else:
-                from_ev["closed"] = tt.astype(TS_DTYPE)
-            sk.notes.append(
-                f"{int(is_term.sum()):,} terminal events became case outcomes and were removed from events"
-            )
-            nt = ~is_term
-            ident = False
-            moved = True  # per-case first rows are found again below
-            src, codes, ncodes_all, tcode, kts = src[nt], codes[nt], ncodes_all[nt], tcode[nt], kts[nt]
 
-    # --- merge with a case table -------------------------------------------------------------
-    if cases is not None:
-        cs = cases.reset_index(drop=True)
-        c_rows = _rows_of(cs, row_offset)
-        cs = cs.drop(columns=["_row"], errors="ignore")
-        ccid = _clean_ids(cs["case_id"])
-        ckeep = sk.bad(
-            ccid.isna().to_numpy(), rows=c_rows, column="case_id", values=cs["case_id"],
-            expected="a case id (not empty)", fix="fill the id, or drop the row.", reason="empty case id",
-        )
-        dupc = ccid.duplicated(keep="first").to_numpy() & ccid.notna().to_numpy()
-        ckeep &= sk.bad(
-            dupc & ckeep, rows=c_rows, column="case_id", values=cs["case_id"],
-            expected="each case id once in the case table", fix="remove the repeated row.",
-            reason="repeated case id in case table",
-        )
-        cs = cs.loc[ckeep].assign(case_id=ccid[ckeep]).reset_index(drop=True)
-        cs["_row"] = c_rows[ckeep]
-        ev_only = ~from_ev["case_id"].isin(cs["case_id"])
-        if ev_only.any():
-            sk.notes.append(f"{int(ev_only.sum()):,} cases appear in events but not in the case table: added")
-        merged = cs.merge(
-            from_ev.rename(columns={"_row": "_row_first"}), on="case_id", how="outer",
-            suffixes=("", "_ev"), sort=False,
-        )
-        in_table = merged["_row"].notna().to_numpy()
-        for col in list(merged.columns):
-            if col.endswith("_ev"):
-                base = col[:-3]
-                from_table = merged[base].notna().to_numpy()
-                merged[base] = merged[base].where(from_table, merged[col])
-                if f"_row:{base}" in merged.columns:
-                    merged[f"_row:{base}"] = np.where(from_table, merged["_row"], merged[f"_row:{base}"])
-                merged = merged.drop(columns=[col])
-        # cases only in the events point at their first event's row
-        merged["_row"] = merged["_row"].fillna(merged["_row_first"]).astype(np.int64)
-        merged["_n_rows"] = merged["_n_rows"].fillna(0).astype(np.int64) + in_table
-        c = merged.drop(columns=["_row_first"])
+def _case_value_positions(evs: _Events, col_values: pd.Series, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per case, the position of its last event that gives a value in ``col_values`` (-1: none)."""
+    given = col_values.notna().to_numpy()
+    valid = None if given.all() else evs.at_src(given)
+    if valid is None or valid.all():  # the usual case: every row repeats it, so each case's last row has it
+        return ends
+    some = np.logical_or.reduceat(valid, starts)
+    if (some == np.logical_and.reduceat(valid, starts)).all():  # given on all of a case's rows or on none
+        return np.where(some, ends, -1)
+    at_valid = np.flatnonzero(valid)
+    pos = np.full(len(evs.case_ids), -1, dtype=np.int64)
+    pos[evs.codes[at_valid]] = at_valid  # later rows overwrite earlier ones
+    return pos
+
+
+def _case_values(
+    col_values: pd.Series, at: np.ndarray, has_value: np.ndarray, *, k: str, with_case_table: bool
+) -> Any:
+    """The values of a case-level column at source positions ``at`` (missing where not ``has_value``),
+    keeping dates dates, text text and numbers numbers."""
+    is_text = _is_plain_str(col_values.dtype) or _has_text_categories(col_values)
+    if (k in ("created", "closed", "target_date") and _is_datetime(col_values.dtype)) or (
+        is_text and has_value.any()
+    ):
+        # case dates stay dates (read once, never through text); text stays text, as the
+        # object route below would infer it
+        taken = col_values.array.take(np.where(has_value, at, -1), allow_fill=True)
+        if with_case_table and isinstance(col_values.dtype, pd.CategoricalDtype):
+            taken = np.asarray(taken, dtype=object)  # merged with the case table's values below
+        return taken
+    if has_value.all():
+        return col_values.array.take(at)  # numbers stay numbers
+    picked = np.full(len(at), None, dtype=object)
+    picked[has_value] = np.asarray(col_values.iloc[at[has_value]].to_numpy(), dtype=object)
+    return picked
+
+
+def _outcomes_from_terminal_events(evs: _Events, from_ev: pd.DataFrame, sk: Skips, *, reading: _Reading) -> _Events:
+    """Terminal events (``outcome_events``) become their case's outcome and close time (sets them
+    in ``from_ev``) and leave the events."""
+    term = evs.term
+    evs = replace(evs, term=None)  # used up here
+    if term is None:
+        return evs
+    is_term = pd.notna(term)
+    if not is_term.any():
+        return evs
+    n_cases = len(from_ev)
+    tcodes = evs.codes[is_term]
+    t_out = _group_last_valid(tcodes, term[is_term], n_cases)
+    t_time = np.full(n_cases, np.iinfo(np.int64).min)
+    np.maximum.at(t_time, tcodes, evs.ts[is_term])
+    has = pd.notna(t_out)
+    cur = from_ev["outcome"] if "outcome" in from_ev.columns else pd.Series([None] * n_cases)
+    from_ev["outcome"] = np.where(has, t_out, cur.to_numpy(dtype=object))
+    # int64 min is NaT: cases without a terminal event get none
+    tt = pd.Series(pd.to_datetime(np.where(has, t_time, np.iinfo(np.int64).min), utc=True))
+    if "closed" in from_ev.columns:
+        old = parse_timestamps(pd.Series(from_ev["closed"]), tz=reading.tz, dayfirst=reading.dayfirst)
+        from_ev["closed"] = old.where(old.notna(), tt)
     else:
-        c = from_ev
+        from_ev["closed"] = tt.astype(TS_DTYPE)
+    sk.notes.append(f"{int(is_term.sum()):,} terminal events became case outcomes and were removed from events")
+    return evs.select(~is_term)  # per-case first rows are found again later
 
-    if "case_owner" in c.columns:
-        c = c.rename(columns={"case_owner": "owner"}) if "owner" not in c.columns else c.drop(columns=["case_owner"])
-    owner_of: tuple[Any, pd.Series] | None = None
-    if "owner" not in c.columns and len(src):
-        # each case's first event owner, in time order
-        owners = _event_text(ev, "owner", None if ident else np.asarray(src))
-        owner_of = (src, owners)  # the event table's owner column, if ``src`` stays as it is
-        has_owner = owners.notna().to_numpy()
-        if has_owner.all() and not moved:
-            first_pos = starts
-        else:
-            first_pos = np.full(n_from_events, -1, dtype=np.int64)
-            at_owner = np.flatnonzero(has_owner)[::-1]
-            first_pos[codes[at_owner]] = at_owner  # earlier rows overwrite later ones
-        if cases is None:  # c is from_ev: one row per case, in code order
-            c["owner"] = owners.array.take(first_pos, allow_fill=True)
-        else:
-            with_owner = first_pos >= 0
-            first_owner = pd.Series(owners.array.take(first_pos[with_owner]), index=uniq_ids[with_owner])
-            c["owner"] = c["case_id"].map(first_owner)
-    c_rows = c["_row"].to_numpy(dtype=np.int64) if "_row" in c.columns else np.arange(len(c)) + row_offset
-    weights = c["_n_rows"].to_numpy(dtype=np.int64) if "_n_rows" in c.columns else np.ones(len(c), np.int64)
 
-    def rows_for(col: str) -> np.ndarray:
+def _check_case_table(cases: pd.DataFrame, sk: Skips, *, row_offset: int) -> pd.DataFrame:
+    """The case table's rows with a case id, each id once (ids cleaned as the events' are), with their source rows."""
+    cs = cases.reset_index(drop=True)
+    c_rows = _rows_of(cs, row_offset)
+    cs = cs.drop(columns=["_row"], errors="ignore")
+    ccid = _clean_ids(cs["case_id"])
+    ckeep = sk.bad(
+        ccid.isna().to_numpy(), rows=c_rows, column="case_id", values=cs["case_id"],
+        expected="a case id (not empty)", fix="fill the id, or drop the row.", reason="empty case id",
+    )
+    dupc = ccid.duplicated(keep="first").to_numpy() & ccid.notna().to_numpy()
+    ckeep &= sk.bad(
+        dupc & ckeep, rows=c_rows, column="case_id", values=cs["case_id"],
+        expected="each case id once in the case table", fix="remove the repeated row.",
+        reason="repeated case id in case table",
+    )
+    cs = cs.loc[ckeep].assign(case_id=ccid[ckeep]).reset_index(drop=True)
+    cs["_row"] = c_rows[ckeep]
+    return cs
+
+
+def _merge_case_table(cs: pd.DataFrame, from_ev: pd.DataFrame, sk: Skips) -> pd.DataFrame:
+    """The case table joined with the cases from events: the table's values win, cases only in
+    the events are added (and noted), and each case counts the source rows it stands for."""
+    ev_only = ~from_ev["case_id"].isin(cs["case_id"])
+    if ev_only.any():
+        sk.notes.append(f"{int(ev_only.sum()):,} cases appear in events but not in the case table: added")
+    merged = cs.merge(
+        from_ev.rename(columns={"_row": "_row_first"}), on="case_id", how="outer",
+        suffixes=("", "_ev"), sort=False,
+    )
+    in_table = merged["_row"].notna().to_numpy()
+    for col in list(merged.columns):
+        if col.endswith("_ev"):
+            base = col[:-3]
+            from_table = merged[base].notna().to_numpy()
+            merged[base] = merged[base].where(from_table, merged[col])
+            if f"_row:{base}" in merged.columns:
+                merged[f"_row:{base}"] = np.where(from_table, merged["_row"], merged[f"_row:{base}"])
+            merged = merged.drop(columns=[col])
+    # cases only in the events point at their first event's row
+    merged["_row"] = merged["_row"].fillna(merged["_row_first"]).astype(np.int64)
+    merged["_n_rows"] = merged["_n_rows"].fillna(0).astype(np.int64) + in_table
+    return merged.drop(columns=["_row_first"])
+
+
+def _owner_column(c: pd.DataFrame) -> pd.DataFrame:
+    """A case-level ``case_owner`` becomes the case's ``owner`` (an ``owner`` column wins)."""
+    if "case_owner" not in c.columns:
+        return c
+    return c.rename(columns={"case_owner": "owner"}) if "owner" not in c.columns else c.drop(columns=["case_owner"])
+
+
+def _first_event_owners(c: pd.DataFrame, evs: _Events, ev: pd.DataFrame, *, with_case_table: bool) -> _Events:
+    """Cases without an owner take their first event's owner, in time order (sets ``c["owner"]``);
+    the events keep the owner column so looked up, for the event table."""
+    if "owner" in c.columns or not len(evs.src):
+        return evs
+    owners = _event_text(ev, "owner", evs.positions())
+    has_owner = owners.notna().to_numpy()
+    if has_owner.all() and evs.starts is not None:
+        first_pos = evs.starts
+    else:
+        first_pos = np.full(len(evs.case_ids), -1, dtype=np.int64)
+        at_owner = np.flatnonzero(has_owner)[::-1]
+        first_pos[evs.codes[at_owner]] = at_owner  # earlier rows overwrite later ones
+    if not with_case_table:  # c is the cases from events: one row per case, in code order
+        c["owner"] = owners.array.take(first_pos, allow_fill=True)
+    else:
+        with_owner = first_pos >= 0
+        first_owner = pd.Series(owners.array.take(first_pos[with_owner]), index=evs.case_ids[with_owner])
+        c["owner"] = c["case_id"].map(first_owner)
+    return replace(evs, owner=owners)
+
+
+@dataclass(frozen=True)
+class _CaseSource:
+    """Where each case's values came from in the source: rows for messages, and how many source
+    rows a skipped case counts (its case-table row and its events)."""
+
+    table: pd.DataFrame
+    rows: np.ndarray
+    weights: np.ndarray
+
+    @classmethod
+    def of(cls, c: pd.DataFrame, *, row_offset: int) -> _CaseSource:
+        """The source rows of the cases in ``c``."""
+        c_rows = c["_row"].to_numpy(dtype=np.int64) if "_row" in c.columns else np.arange(len(c)) + row_offset
+        weights = c["_n_rows"].to_numpy(dtype=np.int64) if "_n_rows" in c.columns else np.ones(len(c), np.int64)
+        return cls(c, c_rows, weights)
+
+    def rows_for(self, col: str) -> np.ndarray:
         """Source row of each case's ``col`` value (its case-table row, or the event row it came from)."""
+        c = self.table
         key = f"_row:{col}"
         if key not in c.columns:
-            return c_rows
-        return pd.Series(c[key]).fillna(pd.Series(c_rows, index=c.index)).to_numpy(dtype=np.int64)
+            return self.rows
+        return pd.Series(c[key]).fillna(pd.Series(self.rows, index=c.index)).to_numpy(dtype=np.int64)
 
-    # --- kinds, dates, amounts, outcomes ---------------------------------------------------
-    kinds = (
-        _norm_token(c["kind"]).replace({"": kind, "opportunity": "deal", "deals": "deal", "projects": "project"})
-        if "kind" in c.columns or ev_kind_col
-        else pd.Series(
-            pd.Categorical.from_codes(np.full(len(c), KINDS.index(kind), dtype=np.int8), dtype=_KIND_DTYPE),
-            index=c.index,
+
+def _case_kinds(c: pd.DataFrame, *, kind: str, from_events: bool) -> pd.Series:
+    """Each case's kind as a normalised word (``kind`` where none is given), or all ``kind`` when the data names none."""
+    if "kind" in c.columns or from_events:
+        return _norm_token(c["kind"]).replace(
+            {"": kind, "opportunity": "deal", "deals": "deal", "projects": "project"}
         )
+    return pd.Series(
+        pd.Categorical.from_codes(np.full(len(c), KINDS.index(kind), dtype=np.int8), dtype=_KIND_DTYPE),
+        index=c.index,
     )
+
+
+def _check_kinds(c: pd.DataFrame, kinds: pd.Series, where: _CaseSource, sk: Skips) -> np.ndarray:
+    """Cases whose kind is neither deal nor project reported; returns the cases kept so far."""
     ck = np.ones(len(c), dtype=bool)
     ck &= sk.bad(
-        ~kinds.isin(KINDS).to_numpy(), rows=rows_for("kind"), column="kind", values=c.get("kind", kinds),
+        ~kinds.isin(KINDS).to_numpy(), rows=where.rows_for("kind"), column="kind", values=c.get("kind", kinds),
         expected="'deal' or 'project'", fix="use one of those words.", reason="unknown case kind",
-        weights=weights,
+        weights=where.weights,
     )
+    return ck
+
+
+def _parse_case_dates(c: pd.DataFrame, where: _CaseSource, sk: Skips, ck: np.ndarray, *, reading: _Reading) -> np.ndarray:
+    """``created``, ``closed`` and ``target_date`` parsed in place (missing columns become NaT);
+    unreadable dates reported."""
     for col in ("created", "closed", "target_date"):
-        if col in c.columns:
-            raw = pd.Series(c[col])
-            parsed = parse_timestamps(raw, tz=tz, dayfirst=dayfirst, date_format=date_format)
-            given = raw.notna().to_numpy().copy()
-            if given.any() and not _is_datetime(raw.dtype):  # a date is never blank text
-                given[given] = (raw[given].astype("str").str.strip() != "").to_numpy()
-            ck &= check_dates(
-                sk, parsed, raw, candidates=given & ck, rows=rows_for(col), column=col,
-                dayfirst=dayfirst, date_format=date_format,
-                expected="a date such as 2024-03-31", fix="correct the date (or leave it empty).",
-                reason=f"unparseable {col} date", weights=weights,
-            )
-            c[col] = parsed
-        else:
+        if col not in c.columns:
             c[col] = pd.Series(pd.NaT, index=c.index, dtype=TS_DTYPE)
+            continue
+        raw = pd.Series(c[col])
+        parsed = parse_timestamps(raw, tz=reading.tz, dayfirst=reading.dayfirst, date_format=reading.date_format)
+        given = raw.notna().to_numpy().copy()
+        if given.any() and not _is_datetime(raw.dtype):  # a date is never blank text
+            given[given] = (raw[given].astype("str").str.strip() != "").to_numpy()
+        ck &= check_dates(
+            sk, parsed, raw, candidates=given & ck, rows=where.rows_for(col), column=col,
+            dayfirst=reading.dayfirst, date_format=reading.date_format,
+            expected="a date such as 2024-03-31", fix="correct the date (or leave it empty).",
+            reason=f"unparseable {col} date", weights=where.weights,
+        )
+        c[col] = parsed
+    return ck
+
+
+def _check_created(c: pd.DataFrame, where: _CaseSource, sk: Skips, ck: np.ndarray) -> np.ndarray:
+    """A case without a created date is created at its first event; one with neither is reported."""
     if "_first" not in c.columns:
         c["_first"] = pd.Series(pd.NaT, index=c.index, dtype=TS_DTYPE)
         c["_last"] = pd.Series(pd.NaT, index=c.index, dtype=TS_DTYPE)
     c["created"] = c["created"].where(c["created"].notna(), c["_first"])
     ck &= sk.bad(
-        c["created"].isna().to_numpy() & ck, rows=rows_for("created"), column="created", values=c["created"],
+        c["created"].isna().to_numpy() & ck, rows=where.rows_for("created"), column="created", values=c["created"],
         expected="a creation date, or at least one dated event", fix="give the case a created date.",
-        reason="case with no date at all", weights=weights,
+        reason="case with no date at all", weights=where.weights,
     )
-    if "amount" in c.columns:
-        amt = parse_amounts(pd.Series(c["amount"]), decimal=decimal)
-        rawa = pd.Series(c["amount"])
-        bada = amt.isna().to_numpy() & rawa.notna().to_numpy()
-        if bada.any():
-            bada[bada] = (rawa[bada].astype("str").str.strip() != "").to_numpy()
-        ck &= sk.bad(
-            bada & ck, rows=rows_for("amount"), column="amount", values=rawa,
-            expected="a number such as 12500.50",
-            fix="correct the cell; for European number formats pass decimal=','.",
-            reason="unparseable amount", weights=weights,
-        )
-        c["amount"] = amt
-    else:
-        c["amount"] = np.nan
+    return ck
 
+
+def _parse_case_amounts(c: pd.DataFrame, where: _CaseSource, sk: Skips, ck: np.ndarray, *, decimal: str) -> np.ndarray:
+    """``amount`` parsed as numbers in place (NaN when absent); unreadable non-blank amounts reported."""
+    if "amount" not in c.columns:
+        c["amount"] = np.nan
+        return ck
+    amt = parse_amounts(pd.Series(c["amount"]), decimal=decimal)
+    rawa = pd.Series(c["amount"])
+    bada = amt.isna().to_numpy() & rawa.notna().to_numpy()
+    if bada.any():
+        bada[bada] = (rawa[bada].astype("str").str.strip() != "").to_numpy()
+    ck &= sk.bad(
+        bada & ck, rows=where.rows_for("amount"), column="amount", values=rawa,
+        expected="a number such as 12500.50",
+        fix="correct the cell; for European number formats pass decimal=','.",
+        reason="unparseable amount", weights=where.weights,
+    )
+    c["amount"] = amt
+    return ck
+
+
+def _case_outcomes(
+    c: pd.DataFrame,
+    kinds: pd.Series,
+    where: _CaseSource,
+    sk: Skips,
+    ck: np.ndarray,
+    *,
+    outcome_values: Mapping[str, str] | None,
+    outcome_rule: bool,
+) -> np.ndarray:
+    """Each case's canonical outcome, set in place: labels mapped and checked against the case's
+    kind; a project without one is on time or late by its planned end."""
     rawo = pd.Series(c["outcome"]) if "outcome" in c.columns else pd.Series([None] * len(c), index=c.index, dtype=object)
     outcome, okeep = normalize_outcomes(
-        rawo, kinds, outcome_values=outcome_values, skips=sk, rows=rows_for("outcome"), weights=weights
+        rawo, kinds, outcome_values=outcome_values, skips=sk, rows=where.rows_for("outcome"), weights=where.weights
     )
     ck &= okeep
     is_proj = (kinds == "project").to_numpy()
@@ -1049,42 +1319,45 @@ def build_history(
         )
         no_target = derive_proj & closed_p.notna().to_numpy() & tgt.isna().to_numpy()
         ck &= sk.bad(
-            no_target & ck, rows=rows_for("target_date"), column="target_date", values=c["target_date"],
+            no_target & ck, rows=where.rows_for("target_date"), column="target_date", values=c["target_date"],
             expected="a planned end date for a finished project (to tell on time from late)",
             fix="map the planned-end column, e.g. mapping={'target_date': 'enddate_planned'}, or give an outcome.",
-            reason="finished project without a planned end date", weights=weights,
+            reason="finished project without a planned end date", weights=where.weights,
         )
         outcome = outcome.where(~derive_proj, lab)
-    if not ("outcome" in c.columns or outcome_events) and (~is_proj).any():
+    if not ("outcome" in c.columns or outcome_rule) and (~is_proj).any():
         sk.notes.append("no outcome column or outcome_events rule: deals are all open")
     c["outcome"] = outcome
+    return ck
+
+
+def _close_dates(c: pd.DataFrame, where: _CaseSource, sk: Skips, ck: np.ndarray) -> np.ndarray:
+    """A closed case closes on its given date, else its last event; an open case's given date is
+    its expected close (set in place). A closed case with neither is reported."""
     closed_case = (c["outcome"] != "open").to_numpy()
-    # closed date: given, else the last event; open cases have none (a given one is an expected close)
     c["closed"] = c["closed"].where(~(closed_case & c["closed"].isna().to_numpy()), c["_last"])
     if (~closed_case & c["closed"].notna().to_numpy()).any():
         c["expected_close"] = c["closed"].where(~closed_case)
         c["closed"] = c["closed"].where(closed_case)
     ck &= sk.bad(
-        closed_case & c["closed"].isna().to_numpy() & ck, rows=rows_for("closed"), column="closed",
+        closed_case & c["closed"].isna().to_numpy() & ck, rows=where.rows_for("closed"), column="closed",
         values=c["closed"], expected="a close date for a closed case (or at least one event)",
-        fix="give the close date.", reason="closed case without a close date", weights=weights,
+        fix="give the close date.", reason="closed case without a close date", weights=where.weights,
     )
+    return ck
 
+
+def _drop_skipped_cases(c: pd.DataFrame, ck: np.ndarray, evs: _Events) -> tuple[pd.DataFrame, _Events]:
+    """The cases kept and their events (a skipped case's event rows are already counted under the case's reason)."""
     c = c.loc[ck].reset_index(drop=True)
-    kinds = kinds[ck].reset_index(drop=True)
-    if not ck.all():
-        # their rows are already counted under the case's reason (see ``weights``)
-        in_c = uniq_ids.isin(c["case_id"])
-        kept_ev = in_c[codes]
-        ident = ident and bool(kept_ev.all())
-        if owner_of is not None and owner_of[0] is src:
-            owner_of = (None, owner_of[1][kept_ev].reset_index(drop=True))
-        src, codes, ncodes_all, tcode = src[kept_ev], codes[kept_ev], ncodes_all[kept_ev], tcode[kept_ev]
-        kts = kts[kept_ev]
-        if owner_of is not None and owner_of[0] is None:
-            owner_of = (src, owner_of[1])
+    if ck.all():
+        return c, evs
+    in_c = evs.case_ids.isin(c["case_id"])
+    return c, evs.select(in_c[evs.codes])
 
-    c["kind"] = kinds
+
+def _case_statuses_and_text(c: pd.DataFrame) -> pd.DataFrame:
+    """Outcome as a categorical with its status, owner and segment as text; the working columns dropped."""
     c["outcome"] = _categorical(c["outcome"], OUTCOMES)
     c["status"] = pd.Categorical.from_codes(_STATUS_CODE_OF_OUTCOME[c["outcome"].cat.codes], dtype=_STATUS_DTYPE)
     for col in ("owner", "segment"):
@@ -1094,37 +1367,41 @@ def build_history(
             c[col] = _categorical_text(c[col])
         elif not _is_plain_str(c[col].dtype):
             c[col] = pd.Series(c[col]).astype("str").where(pd.Series(c[col]).notna(), None)
-    c = c.drop(columns=[x for x in c.columns if x in ("_first", "_last", "_n_rows") or x.startswith("_row")])
+    return c.drop(columns=[x for x in c.columns if x in ("_first", "_last", "_n_rows") or x.startswith("_row")])
 
-    report = LoadReport(
+
+def _load_report(sk: Skips, *, source: str, rows_read: int) -> LoadReport:
+    """What was read, loaded and skipped (by reason), and the notes, each once in order."""
+    return LoadReport(
         source=source,
         rows_read=int(rows_read),
         rows_loaded=int(rows_read - sum(sk.counts.values())),
         skipped=dict(sk.counts),
         notes=tuple(dict.fromkeys(sk.notes)),
     )
+
+
+def _event_table(evs: _Events, ev: pd.DataFrame, extra_cols: list[Any]) -> pd.DataFrame:
+    """The event table: codes become categoricals, and each source column is taken once at the events' positions."""
     e = pd.DataFrame(
         {
-            "case_id": pd.Categorical.from_codes(codes, categories=uniq_ids, validate=False),
-            "name": pd.Categorical.from_codes(ncodes_all, categories=name_uniq, validate=False),
+            "case_id": pd.Categorical.from_codes(evs.codes, categories=evs.case_ids, validate=False),
+            "name": pd.Categorical.from_codes(evs.name_codes, categories=evs.names, validate=False),
             "type": pd.Categorical.from_codes(
-                tcode, categories=pd.Index(EVENT_TYPES, dtype="str"), validate=False
+                evs.type_codes, categories=pd.Index(EVENT_TYPES, dtype="str"), validate=False
             ),
-            "timestamp": ts.array if ident else _utc(kts).array,  # kts: the kept times, in order
-            "owner": (
-                owner_of[1] if owner_of is not None and owner_of[0] is src
-                else _event_text(ev, "owner", None if ident else np.asarray(src))
-            ),
-            "role": _event_text(ev, "role", None if ident else np.asarray(src)),
+            "timestamp": evs.parsed.array if evs.ident else _utc(evs.ts).array,  # ts: the kept times, in order
+            "owner": evs.owner if evs.owner is not None else _event_text(ev, "owner", evs.positions()),
+            "role": _event_text(ev, "role", evs.positions()),
         },
         copy=False,
     )
     if extra_cols:
         # all at once: a wide export (hundreds of columns) must not fragment the frame
-        extras = (ev[extra_cols] if ident else ev[extra_cols].iloc[np.asarray(src)]).reset_index(drop=True)
+        extras = (ev[extra_cols] if evs.ident else ev[extra_cols].iloc[np.asarray(evs.src)]).reset_index(drop=True)
         extras.columns = [str(x) for x in extra_cols]
         e = pd.concat([e, extras], axis=1)
-    return finalize(c, e, report, ordered=cases is None)  # else the case table sets the order
+    return e
 
 
 def _event_text(ev: pd.DataFrame, col: str, src: np.ndarray | None) -> pd.Series:
