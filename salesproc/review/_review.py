@@ -509,6 +509,7 @@ def review_deals(
     gaps = _critical_gaps(acts, known.arrays, deals, fitted, scores)
     team = _people_check(known.arrays, training.snaps, past, deals, fitted, scores, people=people)
     flags = _flags(known, acts, deals, timing, gaps, team, plans=plans, case_attributes=case_attributes)
+    # what past deals stalled in the same milestone that still won did next
     K = len(known.arrays.milestones)
     rec = recovery_table(known.arrays, template, timing.p80[:K], known.as_of_ns, window_days=float(recovery_days))
     nxt = _next_actions(acts, deals, timing, gaps, rec, as_of_ns=known.as_of_ns)
@@ -1129,6 +1130,7 @@ def _flag_text(flags: np.ndarray) -> np.ndarray:
 
 
 def _take(st: State, idx: np.ndarray) -> State:
+    """The states at positions ``idx``."""
     return State(
         st.case[idx], st.t[idx], st.stage[idx], st.entered[idx], st.furthest[idx], st.regressed[idx],
         st.people[idx], st.done[idx],
@@ -1149,6 +1151,7 @@ def _due_ns(crit: list[KeyActivity], gap: np.ndarray, st: State, p50: np.ndarray
 
 
 def _plan_frames(plans: Mapping[str, Any] | pd.DataFrame) -> pd.DataFrame:
+    """The plans as one table with a ``case_id`` column."""
     if isinstance(plans, pd.DataFrame):
         if "case_id" not in plans.columns:
             raise ValueError(
@@ -1176,6 +1179,7 @@ def _plan_slips(
     key: list[KeyActivity],
     t: pd.Timestamp,
 ) -> dict[int, tuple[PlanSlip, ...]]:
+    """Plan items not done whose latest safe date has passed, per open deal (worst first)."""
     tab = _plan_frames(plans)
     if tab.empty:
         return {}
@@ -1461,6 +1465,7 @@ def _activity_reason(name: str, pts: float, row: int, ctx: _Context, w: _Words) 
 
 
 def _gaps(ctx: _Context, row: int, w: _Words) -> list[Gap]:
+    """The critical activities this deal has not done, overdue first, with the history's evidence."""
     out = []
     for j, ca in enumerate(ctx.crit):
         s = int(ctx.gap_status[row, j])
@@ -1497,6 +1502,7 @@ def _gaps(ctx: _Context, row: int, w: _Words) -> list[Gap]:
 
 
 def _regression_text(A: CaseArrays, case: int, as_of_ns: int) -> str:
+    """The deal's last step back, in words: from which milestone to which, and when."""
     lo = np.searchsorted(A.mc, case, side="left")
     hi = np.searchsorted(A.mc, case, side="right")
     back = np.flatnonzero(A.m_back[lo:hi] & (A.mt[lo:hi] <= as_of_ns))
@@ -1644,6 +1650,7 @@ def _plan_actions(slips: tuple[PlanSlip, ...], t: pd.Timestamp) -> list[Action]:
 
 
 def _ms_owner(tpl: ProcessTemplate, ms: str | None) -> str | None:
+    """The role that owns milestone ``ms`` in the template (None if none is named)."""
     if ms is None:
         return None
     for m in tpl.milestones:
