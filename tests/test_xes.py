@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,7 @@ from salesproc.errors import (
     ParameterError,
     SalesprocError,
 )
+from salesproc.load import LoadOptions, _xes_fast
 from salesproc.load._xes import read_xes
 
 RECEIPT_XES_MAPPING = {"target_date": "enddate_planned", "closed": "enddate"}
@@ -152,7 +154,8 @@ def test_road_traffic_fines_agree_with_their_csv(shared_data: Path) -> None:
 def pm4py_logs(shared_data: Path) -> dict[str, pd.DataFrame]:
     """pm4py's reading of each real XES log (read once: pm4py is slow)."""
     return {
-        rel: pm4py.read_xes(str(shared_data / rel))
+        # pm4py's own XML reader (with r4pm installed it would use r4pm, which fills <global> defaults in)
+        rel: pm4py.read_xes(str(shared_data / rel), variant="iterparse")
         for rel in ("receipt/08_receipt.xes.gz", "running-example/running-example.xes",
                     "road-traffic-fines/roadtraffic100traces.xes")
     }
@@ -252,7 +255,7 @@ def test_lifecycle_keeps_complete_events_and_counts_the_others(tmp_path: Path) -
 
 def test_lifecycle_none_keeps_every_event_and_a_list_keeps_several(tmp_path: Path) -> None:
     p = write(tmp_path, "lc.xes", LIFECYCLE_LOG)
-    every = read_xes(p, lifecycle=None)
+    every = read_xes(p, options=LoadOptions(lifecycle=None))
     assert every.summary().events == 5
     assert dict(every.report.skipped) == {}
     starts = salesproc.load_history(p, lifecycle=["start"])
@@ -295,7 +298,7 @@ def test_a_filter_that_keeps_nothing_says_which_transitions_there_are(tmp_path: 
         "lc.xes: no event has a lifecycle transition in ['suspend']",
         "the log has start (2), complete (3)", "lifecycle='start', or lifecycle=None",
     )):
-        read_xes(write(tmp_path, "lc.xes", EVERY_EVENT_WITH_A_TRANSITION), lifecycle="suspend")
+        read_xes(write(tmp_path, "lc.xes", EVERY_EVENT_WITH_A_TRANSITION), options=LoadOptions(lifecycle="suspend"))
 
 
 def test_files_without_namespace_and_with_a_prefixed_one_read_alike(tmp_path: Path) -> None:
@@ -373,8 +376,8 @@ TYPED_LOG = """<log>
 
 
 def test_typed_trace_and_event_attributes(tmp_path: Path) -> None:
-    h = read_xes(write(tmp_path, "typed.xes", TYPED_LOG), kind="project",
-                 mapping={"target_date": "planned", "closed": "done"})
+    h = read_xes(write(tmp_path, "typed.xes", TYPED_LOG),
+                 options=LoadOptions(kind="project", mapping={"target_date": "planned", "closed": "done"}))
     c = h.cases.set_index("case_id")
     assert c["size"].tolist() == [3, 11] and str(c["size"].dtype) == "int64"
     assert c["score"].fillna(-1.0).tolist() == [1.5, -1.0] and str(c["score"].dtype) == "float64"
@@ -402,13 +405,15 @@ def test_nested_attributes_and_lists_are_ignored_and_counted(tmp_path: Path) -> 
 
 def test_mapping_may_name_trace_attributes_with_the_case_prefix(tmp_path: Path) -> None:
     p = write(tmp_path, "typed.xes", TYPED_LOG)
-    plain = read_xes(p, kind="project", mapping={"target_date": "planned", "closed": "done"})
-    prefixed = read_xes(p, kind="project", mapping={"target_date": "case:planned", "closed": "case:done"})
+    plain = read_xes(p, options=LoadOptions(kind="project", mapping={"target_date": "planned", "closed": "done"}))
+    prefixed = read_xes(
+        p, options=LoadOptions(kind="project", mapping={"target_date": "case:planned", "closed": "case:done"})
+    )
     pd.testing.assert_frame_equal(plain.cases, prefixed.cases)
     by_outcome = read_xes(
         write(tmp_path, "o.xes", TYPED_LOG.replace('<int key="size" value="11"/>',
                                                    '<string key="result" value="lost"/>')),
-        mapping={"outcome": "result"},
+        options=LoadOptions(mapping={"outcome": "result"}),
     )
     assert by_outcome.cases.set_index("case_id")["outcome"].to_dict() == {"P1": "open", "P2": "lost"}
 
@@ -417,7 +422,8 @@ def test_a_mapped_attribute_no_trace_or_event_has(tmp_path: Path) -> None:
     with pytest.raises(MissingColumnError, match=parts(
         "typed.xes", "no column 'enddate_planned' (needed for 'target_date')", "'case:planned'",
     )):
-        read_xes(write(tmp_path, "typed.xes", TYPED_LOG), kind="project", mapping={"target_date": "enddate_planned"})
+        read_xes(write(tmp_path, "typed.xes", TYPED_LOG),
+                 options=LoadOptions(kind="project", mapping={"target_date": "enddate_planned"}))
 
 
 def test_malformed_xml_names_line_column_and_trace(tmp_path: Path) -> None:
@@ -470,13 +476,13 @@ def test_a_trace_without_a_name_is_an_error_naming_line_and_trace(tmp_path: Path
         "nameless.xes", f"line {line}", "trace 2 has no 'concept:name' attribute", "errors='skip'",
     )):
         read_xes(write(tmp_path, "nameless.xes", text))
-    h = read_xes(tmp_path / "nameless.xes", errors="skip")
+    h = read_xes(tmp_path / "nameless.xes", options=LoadOptions(errors="skip"))
     assert h.cases["case_id"].tolist() == ["P1"]
     assert dict(h.report.skipped) == {"trace without concept:name (with its events)": 2}
     assert (h.report.rows_read, h.report.rows_loaded) == (5, 3)
     # or take the case id from another trace attribute
     with pytest.raises(MalformedFileError, match="trace 1 has no 'label' attribute"):
-        read_xes(tmp_path / "nameless.xes", mapping={"case_id": "label"})
+        read_xes(tmp_path / "nameless.xes", options=LoadOptions(mapping={"case_id": "label"}))
 
 
 def test_a_bad_timestamp_is_reported_by_line_and_xes_key(tmp_path: Path) -> None:
@@ -511,7 +517,7 @@ def test_parameter_errors_use_the_load_history_wording(tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match=r"The 'lifecycle' parameter of load_history must be .* Got int instead"):
         salesproc.load_history(p, lifecycle=3)  # type: ignore[arg-type]
     with pytest.raises(ParameterError, match=r"The 'mapping' parameter of load_history must be .* Got list instead"):
-        read_xes(p, mapping=["case_id"])  # type: ignore[arg-type]
+        read_xes(p, options=LoadOptions(mapping=["case_id"]))  # type: ignore[arg-type]
 
 
 # --- property: whatever the log, every event read is loaded or counted -----------------------
@@ -545,9 +551,9 @@ def test_every_event_read_is_loaded_or_counted(tmp_path: Path, traces: list[list
     }
     if not kept:
         with pytest.raises(EmptyInputError, match="no event has a lifecycle transition in \\['complete'\\]"):
-            read_xes(path, errors="skip")
+            read_xes(path, options=LoadOptions(errors="skip"))
         return
-    h = read_xes(path, errors="skip")
+    h = read_xes(path, options=LoadOptions(errors="skip"))
     r = h.report
     n_events = sum(len(ev) for ev in traces)
     assert r.rows_read == len(traces) + n_events
@@ -560,3 +566,196 @@ def test_every_event_read_is_loaded_or_counted(tmp_path: Path, traces: list[list
     assert r.skipped.get("trace with no event of a kept lifecycle transition", 0) == emptied
     # traces without events are cases (the created date is theirs); emptied ones are not
     assert len(h.cases) == len(traces) - emptied
+
+
+# --- the fast path (r4pm) and the expat reader give the same history --------------------------
+
+r4pm = pytest.importorskip("r4pm", reason="the 'xes' extra (r4pm) is part of the 'test' extra")
+
+
+def expat_only(path: Path, options: LoadOptions | None = None) -> salesproc.History:
+    """read_xes as it reads without r4pm installed (the import fails)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(sys.modules, "r4pm", None)
+        mp.setitem(sys.modules, "r4pm.df", None)
+        assert _xes_fast.read_fast(path, naive_ok=True) is None
+        return read_xes(path, options=options)
+
+
+def assert_same_history(a: salesproc.History, b: salesproc.History) -> None:
+    pd.testing.assert_frame_equal(a.events, b.events)
+    pd.testing.assert_frame_equal(a.cases, b.cases)
+    assert a.report == b.report
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize(
+    ("relative", "options"),
+    [
+        ("receipt/08_receipt.xes.gz", LoadOptions(kind="project", mapping=RECEIPT_XES_MAPPING)),
+        ("running-example/running-example.xes", LoadOptions(outcome_events=RUNNING_OUTCOMES)),
+        ("road-traffic-fines/roadtraffic100traces.xes", LoadOptions()),
+        ("road-traffic-fines/roadtraffic100traces.xes", LoadOptions(lifecycle=None, errors="skip")),
+    ],
+)
+def test_the_fast_path_reads_the_real_logs_as_expat_does(shared_data: Path, relative: str, options: LoadOptions) -> None:
+    path = shared_data / relative
+    assert _xes_fast.read_fast(path, naive_ok=True) is not None  # r4pm reads these (the globals taken out)
+    assert_same_history(read_xes(path, options=options), expat_only(path, options))
+
+
+ZONES_LOG = """<?xml version="1.0" encoding="UTF-8"?>
+<!-- written by hand: offsets, Z, no offset, microseconds -->
+<log xes.version="1.0">
+  <global scope="trace"><string key="segment" value="none"/></global>
+  <global scope="event"><string key="org:resource" value="UNKNOWN"/></global>
+  <trace>
+    <string key="concept:name" value="Z1"/>
+    <date key="planned" value="2024-03-31T01:30:00+01:00"/>
+    <float key="amount" value="1.5e3"/>
+    <event>
+      <string key="concept:name" value="Qualify &amp; score"/>
+      <string key="lifecycle:transition" value="start"/>
+      <date key="time:timestamp" value="2024-03-31T01:30:00.123456+01:00"/>
+      <string key="org:resource" value="ann"/>
+    </event>
+    <event>
+      <string key="concept:name" value="Qualify &amp; score"/>
+      <string key="lifecycle:transition" value="complete"/>
+      <date key="time:timestamp" value="2024-03-31T03:30:00Z"/>
+      <int key="calls" value="-3"/>
+      <boolean key="remote" value="true"/>
+    </event>
+    <event>
+      <string key="concept:name" value="Proposal"/>
+      <date key="time:timestamp" value="2024-04-02T08:00:00"/>
+      <int key="calls" value="0"/>
+    </event>
+  </trace>
+  <trace>
+    <string key="concept:name" value="Z2"/>
+    <string key="segment" value="SMB"/>
+    <event>
+      <string key="concept:name" value="Qualify &amp; score"/>
+      <date key="time:timestamp" value="2024-04-01T23:59:59.5-05:30"/>
+      <boolean key="remote" value="false"/>
+    </event>
+  </trace>
+</log>
+"""
+
+
+@pytest.mark.parametrize(
+    "options",
+    [LoadOptions(), LoadOptions(lifecycle=None), LoadOptions(lifecycle=["start"]), LoadOptions(errors="skip"),
+     LoadOptions(kind="project", mapping={"target_date": "planned", "amount": "amount"})],
+)
+def test_time_zones_lifecycle_and_missing_attributes_read_alike(tmp_path: Path, options: LoadOptions) -> None:
+    path = write(tmp_path, "zones.xes", ZONES_LOG)
+    assert _xes_fast.read_fast(path, naive_ok=True) is not None
+    fast = read_xes(path, options=options)
+    assert_same_history(fast, expat_only(path, options))
+    if options == LoadOptions():
+        e = fast.events.set_index(["case_id", "name"])["timestamp"]
+        assert e.tolist() == utc("2024-03-31 03:30", "2024-04-02 08:00", "2024-04-02 05:29:59.5")
+        # global defaults are not values: only ann's 'start' event (filtered out) had an owner; Z2 has a segment
+        assert fast.events["owner"].isna().all()
+        assert fast.cases.set_index("case_id")["segment"].isna().tolist() == [True, False]
+
+
+def test_a_log_without_offsets_in_another_time_zone_is_read_by_expat(tmp_path: Path) -> None:
+    path = write(tmp_path, "zones.xes", ZONES_LOG)
+    assert _xes_fast.read_fast(path, naive_ok=False) is None  # r4pm would read 08:00 as UTC
+    berlin = LoadOptions(tz="Europe/Berlin")
+    h = read_xes(path, options=berlin)
+    assert_same_history(h, expat_only(path, berlin))
+    assert h.events["timestamp"].iloc[1] == pd.Timestamp("2024-04-02 06:00", tz="UTC")
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (('<int key="calls" value="-3"/>', '<int key="calls" value="3.0"/>'), "an int r4pm reads as 0"),
+        (('value="2024-03-31T03:30:00Z"', 'value="2024-03-31T03:30Z"'), "a date r4pm cannot read"),
+        (('value="2024-04-02T08:00:00"', 'value="2024-04-02 08:00:00"'), "nor this one"),
+        (('value="2024-03-31T03:30:00Z"', 'value="2024-03-31T03:30:00.1234567Z"'), "nanoseconds"),
+        (('<boolean key="remote" value="true"/>', '<boolean key="remote" value="TRUE"/>'), "a boolean r4pm cannot read"),
+        (('<float key="amount" value="1.5e3"/>', '<float key="amount" value="NaN"/>'), "NaN"),
+        (('<float key="amount" value="1.5e3"/>', '<float key="amount" value="1.5"><string key="unit" value="k"/></float>'),
+         "a nested attribute"),
+        (('<float key="amount" value="1.5e3"/>', '<list key="tags"><values><string key="t" value="a"/></values></list>'),
+         "a list"),
+        (('<float key="amount" value="1.5e3"/>', '<id key="crm" value="0B9E6C0A-1111-2222-3333-444455556666"/>'),
+         "an id r4pm rewrites"),
+        (('<int key="calls" value="0"/>', '<string key="calls" value="0"/>'), "a key of two types"),
+        (('<int key="calls" value="0"/>', '<string key="case:x" value="0"/>'), "r4pm's own prefix"),
+        (('<string key="org:resource" value="ann"/>', '<string key="org:resource" value="UNKNOWN"/>'),
+         "a value that equals its global default"),
+        (('<string key="org:resource" value="ann"/>', '<string key="org:resource" value="a\tb"/>'), "a tab"),
+        (('<string key="org:resource" value="ann"/>', '<string value="ann" key="org:resource"/>'), "value before key"),
+        (('<string key="org:resource" value="ann"/>', "<string key='org:resource' value='ann'/>"), "single quotes"),
+        (("<trace>\n    <string key=\"concept:name\" value=\"Z2\"/>",
+          "<trace><string key=\"concept:name\" value=\"Z0\"/></trace>\n  <trace>\n    <string key=\"concept:name\" value=\"Z2\"/>"),
+         "a trace without events"),
+        (("</log>", "<event><string key=\"concept:name\" value=\"o\"/></event></log>"), "an event outside traces"),
+        (('encoding="UTF-8"', 'encoding="ISO-8859-1"'), "another encoding"),
+    ],
+)
+def test_what_r4pm_reads_otherwise_is_read_by_expat(tmp_path: Path, change: tuple[str, str], why: str) -> None:
+    text = ZONES_LOG.replace(*change)
+    assert text != ZONES_LOG
+    path = tmp_path / "odd.xes"
+    path.write_bytes(text.encode("latin-1" if "8859" in text else "utf-8"))
+    assert _xes_fast.read_fast(path, naive_ok=True) is None, why
+    options = LoadOptions(errors="skip", lifecycle=None)
+    assert_same_history(read_xes(path, options=options), expat_only(path, options))
+
+
+def test_an_error_on_the_fast_path_is_reported_by_expat_with_its_line(tmp_path: Path) -> None:
+    text = ZONES_LOG.replace('      <date key="time:timestamp" value="2024-04-02T08:00:00"/>\n', "")
+    path = write(tmp_path, "late.xes", text)
+    assert _xes_fast.read_fast(path, naive_ok=True) is not None
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if 'value="Proposal"' in s) - 1
+    with pytest.raises(InvalidValueError, match=parts(f"late.xes, line {line}", "'time:timestamp'")):
+        read_xes(path)
+    assert_same_history(read_xes(path, options=LoadOptions(errors="skip")),
+                        expat_only(path, LoadOptions(errors="skip")))
+
+
+def test_without_r4pm_the_expat_reader_reads_every_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "lc.xes", LIFECYCLE_LOG)
+    h = expat_only(path)
+    assert event_keys(h).values.tolist() == [
+        ["A", "Qualify", pd.Timestamp("2024-01-02 10:00", tz="UTC")],
+        ["A", "Proposal", pd.Timestamp("2024-01-05 12:00", tz="UTC")],
+        ["B", "Qualify", pd.Timestamp("2024-02-01 08:00", tz="UTC")],
+    ]
+    assert_same_history(h, read_xes(path))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(traces=st.lists(_trace, min_size=1, max_size=6).filter(lambda ts: any(ts)),
+       offsets=st.lists(st.sampled_from(["Z", "+02:00", "-05:30", ""]), min_size=1, max_size=4))
+def test_both_readers_agree_on_any_log(
+    tmp_path: Path, traces: list[list[tuple[str, str | None, int]]], offsets: list[str]
+) -> None:
+    lines = ['<log><global scope="event"><string key="org:resource" value="nobody"/></global>']
+    for i, events in enumerate(traces):
+        lines.append(f'<trace><string key="concept:name" value="T{i}"/>')
+        for j, (name, transition, minutes) in enumerate(events):
+            t = (pd.Timestamp("2024-01-01") + pd.Timedelta(minutes=minutes)).isoformat()
+            life = f'<string key="lifecycle:transition" value="{transition}"/>' if transition else ""
+            owner = f'<string key="org:resource" value="rep{j % 3}"/>' if j % 2 else ""
+            lines.append(f'<event><string key="concept:name" value="{name}"/>{life}{owner}'
+                         f'<date key="time:timestamp" value="{t}{offsets[j % len(offsets)]}"/></event>')
+        lines.append("</trace>")
+    lines.append("</log>")
+    path = write(tmp_path, "prop.xes", "\n".join(lines))
+    options = LoadOptions(errors="skip")
+    try:
+        expected = expat_only(path, options)
+    except EmptyInputError:
+        with pytest.raises(EmptyInputError):
+            read_xes(path, options=options)
+        return
+    assert_same_history(read_xes(path, options=options), expected)

@@ -1,6 +1,13 @@
 """Read XES (IEEE 1849) event logs, plain ``.xes`` or gzip-compressed ``.xes.gz``, into a History.
 
-The file is streamed through expat (the parser under :mod:`xml.etree.ElementTree`) with handlers
+Two readers, one history. When the optional ``r4pm`` package is installed (``pip install
+'salesproc[xes]'``; Rust, MIT or Apache-2.0), it parses the file and :mod:`salesproc.load._xes_fast`
+checks its reading against one pass over the file's bytes; a file that pass cannot vouch for (see
+that module) is read by the expat reader below, and so is every file when r4pm is absent. Both hand
+the same columns to the same steps, so the history is the same; an error found on the fast path is
+reported by the expat reader, which names the line.
+
+The expat reader streams the file through expat (the parser under :mod:`xml.etree.ElementTree`) with handlers
 that keep only the attribute values: no element tree is built, so memory holds the values read and
 nothing else (``ElementTree.iterparse`` builds and frees an element per tag, about three times
 slower on the receipt log), and every message can name the line. Entity declarations are refused (defusedxml's rule), so a file cannot expand entities
@@ -27,7 +34,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from xml.parsers import expat
 
 import numpy as np
@@ -39,9 +46,12 @@ from salesproc.errors import (
     MalformedFileError,
     MissingColumnError,
     ParameterError,
+    SalesprocError,
 )
 from salesproc.history._history import History
-from salesproc.load._build import CASE_LEVEL, Errors, MilestoneRule, Skips, build_history, parse_timestamps
+from salesproc.load import _xes_fast
+from salesproc.load._build import CASE_LEVEL, Skips, build_history, parse_timestamps
+from salesproc.load._options import LoadOptions
 from salesproc.load._presets import get_preset
 
 __all__ = ["read_xes"]
@@ -52,6 +62,7 @@ _LIST_TAGS = frozenset({"list", "container"})
 _ATTR_TAGS = _VALUE_TAGS | _LIST_TAGS
 _CASE_FIELDS = frozenset({"case_id", *CASE_LEVEL})
 _EVENT_FIELDS = frozenset({"name", "timestamp", "type", "role"})
+_DATE_FIELDS = frozenset({"timestamp", "created", "closed", "target_date"})
 
 # what an open element is, seen from its children
 _ROOT, _LOG, _TRACE, _EVENT, _ATTR, _NESTED, _SKIP = range(7)
@@ -90,14 +101,24 @@ class _Columns:
         col = self.values.get(key)
         return col[1][-1] if col and col[0] and col[0][-1] == self.n else None
 
-    def raw(self, key: str) -> np.ndarray:
-        """The column as an object array, None where a row lacks the key (the last value wins)."""
+    @property
+    def keys(self) -> list[str]:
+        """The attribute keys, in the order the file first has them."""
+        return list(self.values)
+
+    def raw(self, key: str, rows: np.ndarray | None = None, *, dates: bool = False) -> np.ndarray:
+        """The column as an object array of text, None where a row lacks the key (the last value
+        wins); only ``rows``, if given."""
         out = np.full(self.n, None, dtype=object)
         idx = np.asarray(self.values[key][0], dtype=np.int64)
         vals = np.asarray(self.values[key][1], dtype=object)
         last = np.r_[idx[1:] != idx[:-1], True] if len(idx) else np.zeros(0, dtype=bool)
         out[idx[last]] = vals[last]
-        return out
+        return out if rows is None else out[rows]
+
+    def typed(self, key: str, rows: np.ndarray, *, tz: str, notes: list[str]) -> Any:
+        """The values of ``rows`` converted by the key's XES type."""
+        return _typed(self.raw(key, rows), self.types.get(key, "string"), key, tz=tz, notes=notes)
 
 
 @dataclass
@@ -422,50 +443,198 @@ def _resolve(
     return to_trace, to_event, options
 
 
-def _frame(
-    cols: _Columns,
-    rename: Mapping[str, str],
-    *,
-    tz: str,
-    notes: list[str],
-    rows: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """One column per attribute key. Mapped keys take their canonical name and stay raw text (the
-    builder parses and reports them); the others keep their key and are converted by XES type."""
+# --- the steps from a parsed log to a history (the same for both readers) ----------------------
+
+
+class _Table(Protocol):
+    """One level of a parsed log, traces or events: a row per trace or event, a column per key."""
+
+    @property
+    def n(self) -> int: ...
+
+    @property
+    def keys(self) -> list[str]: ...
+
+    @property
+    def lines(self) -> Any: ...
+
+    def raw(self, key: str, rows: np.ndarray | None = None, *, dates: bool = False) -> Any: ...
+
+    def typed(self, key: str, rows: np.ndarray, *, tz: str, notes: list[str]) -> Any: ...
+
+
+class _ParsedLog(Protocol):
+    """What either reader hands on: the traces, the events, each event's trace, and what was left out."""
+
+    @property
+    def traces(self) -> _Table: ...
+
+    @property
+    def events(self) -> _Table: ...
+
+    @property
+    def event_trace(self) -> Any: ...
+
+    @property
+    def outside(self) -> int: ...
+
+    @property
+    def nested(self) -> int: ...
+
+    @property
+    def lists(self) -> Mapping[str, int]: ...
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """Which events and traces become events and cases, and the case id of each trace."""
+
+    ids: np.ndarray
+    events: np.ndarray
+    traces: np.ndarray
+
+
+def _check_not_empty(log: _ParsedLog, source: str) -> None:
+    n_traces, n_events = log.traces.n, log.events.n
+    if n_traces == 0:
+        raise EmptyInputError(f"{source}: the log holds no traces. Fix: export the log with its cases.")
+    if n_events == 0:
+        raise EmptyInputError(f"{source}: the log's {n_traces:,} traces hold no events. Fix: export the events too.")
+
+
+def _case_ids(log: _ParsedLog, id_key: str, source: str, sk: Skips) -> _Kept:
+    """Every trace needs a case id, else its events cannot be told apart: an error, or (with
+    ``errors="skip"``) the trace and its events are skipped and counted."""
+    tr = log.traces
+    ids = np.asarray(tr.raw(id_key), dtype=object) if id_key in tr.keys else np.full(tr.n, None, dtype=object)
+    id_text = pd.Series(ids, dtype=object).str.strip()
+    nameless = (id_text.isna() | (id_text == "")).to_numpy()
+    kept = _Kept(ids, np.ones(log.events.n, dtype=bool), np.ones(tr.n, dtype=bool))
+    if not nameless.any():
+        return kept
+    first = int(np.flatnonzero(nameless)[0])
+    if sk.errors == "raise":
+        raise MalformedFileError(
+            f"{source}, line {tr.lines[first]}: trace {first + 1} has no {id_key!r} attribute, so "
+            f"its events cannot be told from other cases' ({_traces(int(nameless.sum()))} without it in the file). "
+            f"Fix: give every trace <string key=\"{id_key}\" value=\"...\"/>, take the case id from "
+            "another trace attribute (mapping={'case_id': '<key>'}), or pass errors='skip' to skip "
+            "such traces (each is counted as skipped with its events)."
+        )
+    event_trace = np.asarray(log.event_trace, dtype=np.int64)
+    per_trace = np.bincount(event_trace, minlength=tr.n)
+    sk.count(f"trace without {id_key} (with its events)", int(nameless.sum() + per_trace[nameless].sum()))
+    return _Kept(ids, ~nameless[event_trace], ~nameless)
+
+
+def _lifecycle_filter(log: _ParsedLog, keep: set[str] | None, kept: _Kept, source: str, sk: Skips) -> _Kept:
+    """Only events of a kept ``lifecycle:transition`` (or none) stay, the others counted by
+    transition; a trace the filter empties is no case."""
+    ev = log.events
+    if keep is None or "lifecycle:transition" not in ev.keys:
+        return kept
+    low = pd.Series(ev.raw("lifecycle:transition")).str.strip().str.lower()
+    drop = (low.notna() & ~low.isin(keep)).to_numpy() & kept.events
+    if not drop.any():
+        return kept
+    found = low[drop].value_counts(sort=False)
+    if not (kept.events & ~drop).any():
+        shown = ", ".join(f"{v} ({n:,})" for v, n in found.items())
+        raise EmptyInputError(
+            f"{source}: no event has a lifecycle transition in {sorted(keep)}; "
+            f"the log has {shown}. Fix: pass lifecycle='{found.index[0]}', or lifecycle=None "
+            "to keep every event."
+        )
+    for value, n in found.items():
+        sk.count(f"lifecycle transition not kept ({value})", int(n))
+    events = kept.events & ~drop
+    # a trace the filter emptied is no case: it had events, none of the kept kind
+    event_trace = np.asarray(log.event_trace, dtype=np.int64)
+    emptied = kept.traces & (np.bincount(event_trace, minlength=log.traces.n) > 0)
+    emptied &= np.bincount(event_trace[events], minlength=log.traces.n) == 0
+    sk.count("trace with no event of a kept lifecycle transition", int(emptied.sum()))
+    return _Kept(kept.ids, events, kept.traces & ~emptied)
+
+
+def _left_out(log: _ParsedLog, sk: Skips) -> list[str]:
+    """Events outside traces are counted as skipped; nested and list attributes noted."""
+    notes: list[str] = []
+    if log.outside:
+        sk.count("event outside any trace", log.outside)
+    if log.nested:
+        notes.append(f"{log.nested:,} nested attribute values (children of trace or event attributes) ignored")
+    if log.lists:
+        listed = ", ".join(f"{k!r} ({n:,})" for k, n in log.lists.items())
+        notes.append(f"list attributes ignored: {listed}")
+    return notes
+
+
+def _frame(cols: _Table, rename: Mapping[str, str], rows: np.ndarray, *, tz: str, notes: list[str]) -> pd.DataFrame:
+    """One column per attribute key, for ``rows``. Mapped keys take their canonical name and stay
+    raw text (the builder parses and reports them); the others keep their key and are converted
+    by XES type."""
     by_key = {key: canon for canon, key in rename.items()}
-    n = cols.n if rows is None else len(rows)
+    keys = cols.keys
     data: dict[str, Any] = {}
     for key, canon in by_key.items():
-        if key in cols.values:
-            raw = cols.raw(key)
-            data[canon] = raw if rows is None else raw[rows]
+        if key in keys:
+            data[canon] = cols.raw(key, rows, dates=canon in _DATE_FIELDS)
     reserved = {"case_id", "_row"}
-    for key in cols.values:
+    for key in keys:
         if key in by_key:
             continue
         if key in data or key in reserved:
             notes.append(f"attribute {key!r} has a name the loader uses for another field: not loaded")
             continue
-        raw = cols.raw(key)
-        data[key] = _typed(raw if rows is None else raw[rows], cols.types.get(key, "string"), key,
-                           tz=tz, notes=notes)
-    return pd.DataFrame(data, index=pd.RangeIndex(n))
+        data[key] = cols.typed(key, rows, tz=tz, notes=notes)
+    return pd.DataFrame(data, index=pd.RangeIndex(len(rows)))
 
 
-def read_xes(
-    path: str | Path,
-    *,
-    lifecycle: str | Iterable[str] | None = "complete",
-    mapping: Mapping[str, str] | str | None = None,
-    kind: str = "deal",
-    errors: Errors = "raise",
-    tz: str = "UTC",
-    outcome_values: Mapping[str, str] | None = None,
-    outcome_events: Mapping[str, Iterable[str]] | None = None,
-    milestones: MilestoneRule = None,
-    dayfirst: bool = False,
-    date_format: str | None = None,
-) -> History:
+def _frames(
+    log: _ParsedLog, kept: _Kept, to_event: Mapping[str, str], to_trace: Mapping[str, str], *, tz: str, notes: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The builder's event and case tables, each row with its line in the file (``_row``)."""
+    rows = np.flatnonzero(kept.events)
+    events = _frame(log.events, to_event, rows, tz=tz, notes=notes)
+    events["case_id"] = kept.ids[np.asarray(log.event_trace, dtype=np.int64)[rows]]
+    events["_row"] = np.asarray(log.events.lines, dtype=np.int64)[rows]
+    trows = np.flatnonzero(kept.traces)
+    cases = _frame(log.traces, to_trace, trows, tz=tz, notes=notes)
+    cases["_row"] = np.asarray(log.traces.lines, dtype=np.int64)[trows]
+    return events, cases
+
+
+def _history(log: _ParsedLog, source: str, options: LoadOptions, keep: set[str] | None) -> History:
+    """A parsed log -> History: case ids, the lifecycle filter, the tables, the builder."""
+    _check_not_empty(log, source)
+    to_trace, to_event, preset = _resolve(options.mapping, log.traces.keys, log.events.keys, source)
+    sk = Skips(source=source, errors=options.errors)
+    id_key = to_trace.pop("case_id")
+    kept = _lifecycle_filter(log, keep, _case_ids(log, id_key, source, sk), source, sk)
+    notes = _left_out(log, sk)
+    events, cases = _frames(log, kept, to_event, {**to_trace, "case_id": id_key}, tz=options.tz, notes=notes)
+    given = {k: v for k, v in options.build_kwargs().items() if v is not None}
+    try:
+        return build_history(
+            events, cases, source=source, decimal=".",
+            rows_read=log.traces.n + log.events.n + log.outside,
+            skips=sk, notes=notes, column_names={**to_event, **to_trace, "case_id": id_key}, **{**preset, **given},
+        )
+    except InvalidValueError as exc:
+        # rows of an XES file are lines of XML: say so
+        if exc.row is not None:
+            exc.args = (str(exc).replace(f"{source}, row {exc.row},", f"{source}, line {exc.row},", 1),)
+        raise
+
+
+def _read_fast(path: Path, options: LoadOptions) -> _ParsedLog | None:
+    """The log as r4pm reads it, where it reads it as the expat reader does (else None)."""
+    if options.date_format is not None:
+        return None  # mapped dates come parsed: a format for their text would not be checked
+    return _xes_fast.read_fast(path, naive_ok=options.tz == "UTC")
+
+
+def read_xes(path: str | Path, *, options: LoadOptions | None = None) -> History:
     """Read an XES event log (``.xes`` or gzip-compressed ``.xes.gz``) into a :class:`History`.
 
     :func:`salesproc.load_history` calls this for XES files; the options mean the same there.
@@ -474,16 +643,22 @@ def read_xes(
     ----------
     path
         The log. Compression is recognised from the file's first bytes, not its name.
-    lifecycle
-        Which ``lifecycle:transition`` values to keep (case-insensitive); ``None`` keeps every event.
-        Events without the attribute are kept. The others are counted in ``report.skipped``.
-    mapping
-        Canonical field -> XES attribute key, for fields the standard keys do not give, e.g.
-        ``{"target_date": "enddate_planned", "closed": "enddate"}``. Case-level fields are looked up
-        among trace attributes first; ``case:`` before a key (``"case:enddate"``) names a trace
-        attribute explicitly. Also a preset name (``"xes-csv"``).
-    kind, errors, tz, outcome_values, outcome_events, milestones, dayfirst, date_format
-        As in :func:`salesproc.load_history`.
+    options
+        How the log becomes a history (:class:`~salesproc.load.LoadOptions`; the defaults if
+        None). For XES:
+
+        ``lifecycle``
+            Which ``lifecycle:transition`` values to keep (case-insensitive); ``None`` keeps every
+            event. Events without the attribute are kept. The others are counted in
+            ``report.skipped``.
+        ``mapping``
+            Canonical field -> XES attribute key, for fields the standard keys do not give, e.g.
+            ``{"target_date": "enddate_planned", "closed": "enddate"}``. Case-level fields are
+            looked up among trace attributes first; ``case:`` before a key (``"case:enddate"``)
+            names a trace attribute explicitly. Also a preset name (``"xes-csv"``).
+
+        The others (``kind``, ``errors``, ``tz``, ``outcome_values``, ``outcome_events``,
+        ``milestones``, ``dayfirst``, ``date_format``) as in :func:`salesproc.load_history`.
 
     Returns
     -------
@@ -503,8 +678,9 @@ def read_xes(
     Examples
     --------
     >>> import tempfile, pathlib
+    >>> from salesproc.load import LoadOptions
     >>> from salesproc.load._xes import read_xes
-    >>> xes = '''<log xes.version="1.0">
+    >>> xes = \'\'\'<log xes.version="1.0">
     ...  <trace><string key="concept:name" value="P1"/>
     ...   <date key="planned" value="2024-02-01T00:00:00+00:00"/>
     ...   <date key="done" value="2024-02-10T00:00:00+00:00"/>
@@ -515,11 +691,12 @@ def read_xes(
     ...    <string key="lifecycle:transition" value="complete"/>
     ...    <date key="time:timestamp" value="2024-01-05T11:00:00+01:00"/></event>
     ...  </trace>
-    ... </log>'''
+    ... </log>\'\'\'
+    >>> opts = LoadOptions(kind="project", mapping={"target_date": "planned", "closed": "done"})
     >>> with tempfile.TemporaryDirectory() as d:
     ...     p = pathlib.Path(d) / "log.xes"
     ...     _ = p.write_text(xes)
-    ...     h = read_xes(p, kind="project", mapping={"target_date": "planned", "closed": "done"})
+    ...     h = read_xes(p, options=opts)
     >>> h.cases[["case_id", "outcome"]].to_dict("records")
     [{'case_id': 'P1', 'outcome': 'late'}]
     >>> h.events["timestamp"].tolist()
@@ -527,100 +704,16 @@ def read_xes(
     >>> dict(h.report.skipped)
     {'lifecycle transition not kept (start)': 1}
     """
+    options = LoadOptions() if options is None else options
     path = Path(path)
     source = str(path)
-    keep_transitions = _lifecycle_set(lifecycle)
-    log = _parse(path, source)
-    tr, ev = log.traces, log.events
-    if tr.n == 0:
-        raise EmptyInputError(f"{source}: the log holds no traces. Fix: export the log with its cases.")
-    if ev.n == 0:
-        raise EmptyInputError(f"{source}: the log's {tr.n:,} traces hold no events. Fix: export the events too.")
-
-    to_trace, to_event, options = _resolve(mapping, list(tr.values), list(ev.values), source)
-    notes: list[str] = []
-    sk = Skips(source=source, errors=errors)
-
-    # case ids: every trace needs one (else its events cannot be told apart)
-    id_key = to_trace.pop("case_id")
-    ids = tr.raw(id_key) if id_key in tr.values else np.full(tr.n, None, dtype=object)
-    id_text = pd.Series(ids, dtype=object).str.strip()
-    nameless = (id_text.isna() | (id_text == "")).to_numpy()
-    event_trace = np.asarray(log.event_trace, dtype=np.int64)
-    events_per_trace = np.bincount(event_trace, minlength=tr.n)
-    keep_event = np.ones(ev.n, dtype=bool)
-    keep_trace = np.ones(tr.n, dtype=bool)
-    if nameless.any():
-        first = int(np.flatnonzero(nameless)[0])
-        if errors == "raise":
-            raise MalformedFileError(
-                f"{source}, line {tr.lines[first]}: trace {first + 1} has no {id_key!r} attribute, so "
-                f"its events cannot be told from other cases' ({_traces(int(nameless.sum()))} without it in the file). "
-                f"Fix: give every trace <string key=\"{id_key}\" value=\"...\"/>, take the case id from "
-                "another trace attribute (mapping={'case_id': '<key>'}), or pass errors='skip' to skip "
-                "such traces (each is counted as skipped with its events)."
-            )
-        sk.count(
-            f"trace without {id_key} (with its events)",
-            int(nameless.sum() + events_per_trace[nameless].sum()),
-        )
-        keep_event &= ~nameless[event_trace]
-        keep_trace &= ~nameless
-
-    # lifecycle filter, counted by transition
-    if keep_transitions is not None and "lifecycle:transition" in ev.values:
-        low = pd.Series(ev.raw("lifecycle:transition"), dtype=object).str.strip().str.lower()
-        drop = (low.notna() & ~low.isin(keep_transitions)).to_numpy() & keep_event
-        if drop.any():
-            found = low[drop].value_counts(sort=False)
-            if not (keep_event & ~drop).any():
-                shown = ", ".join(f"{v} ({n:,})" for v, n in found.items())
-                raise EmptyInputError(
-                    f"{source}: no event has a lifecycle transition in {sorted(keep_transitions)}; "
-                    f"the log has {shown}. Fix: pass lifecycle='{found.index[0]}', or lifecycle=None "
-                    "to keep every event."
-                )
-            for value, n in found.items():
-                sk.count(f"lifecycle transition not kept ({value})", int(n))
-            keep_event &= ~drop
-            # a trace the filter emptied is no case: it had events, none of the kept kind
-            emptied = keep_trace & (events_per_trace > 0)
-            emptied &= np.bincount(event_trace[keep_event], minlength=tr.n) == 0
-            if emptied.any():
-                sk.count("trace with no event of a kept lifecycle transition", int(emptied.sum()))
-                keep_trace &= ~emptied
-    if log.outside:
-        sk.count("event outside any trace", log.outside)
-    if log.nested:
-        notes.append(
-            f"{log.nested:,} nested attribute values (children of trace or event attributes) ignored"
-        )
-    if log.lists:
-        listed = ", ".join(f"{k!r} ({n:,})" for k, n in log.lists.items())
-        notes.append(f"list attributes ignored: {listed}")
-
-    rows = np.flatnonzero(keep_event)
-    events = _frame(ev, to_event, tz=tz, notes=notes, rows=rows)
-    events["case_id"] = ids[event_trace[rows]]
-    events["_row"] = np.asarray(ev.lines, dtype=np.int64)[rows]
-    trows = np.flatnonzero(keep_trace)
-    cases = _frame(tr, {**to_trace, "case_id": id_key}, tz=tz, notes=notes, rows=trows)
-    cases["_row"] = np.asarray(tr.lines, dtype=np.int64)[trows]
-
-    opts: dict[str, Any] = {**options}
-    given = dict(
-        kind=kind, errors=errors, tz=tz, outcome_values=outcome_values, outcome_events=outcome_events,
-        milestones=milestones, dayfirst=dayfirst, date_format=date_format,
-    )
-    opts.update({k: v for k, v in given.items() if v is not None})
-    try:
-        return build_history(
-            events, cases, source=source, decimal=".", rows_read=tr.n + ev.n + log.outside,
-            skips=sk, notes=notes, column_names={**to_event, **to_trace, "case_id": id_key}, **opts,
-        )
-    except InvalidValueError as exc:
-        # rows of an XES file are lines of XML: say so
-        if exc.row is not None:
-            exc.args = (str(exc).replace(f"{source}, row {exc.row},", f"{source}, line {exc.row},", 1),)
-        raise
-
+    keep = _lifecycle_set(options.lifecycle)
+    fast = _read_fast(path, options)
+    if fast is not None:
+        try:
+            return _history(fast, source, options, keep)
+        except ParameterError:
+            raise
+        except (SalesprocError, _xes_fast.Unsupported):
+            pass  # the expat reader says where (file, line, trace), or reads what r4pm cannot give
+    return _history(_parse(path, source), source, options, keep)
