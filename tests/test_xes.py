@@ -23,7 +23,7 @@ from salesproc.errors import (
     ParameterError,
     SalesprocError,
 )
-from salesproc.load import LoadOptions, _xes_fast
+from salesproc.load import LoadOptions, _xes, _xes_fast
 from salesproc.load._xes import read_xes
 
 RECEIPT_XES_MAPPING = {"target_date": "enddate_planned", "closed": "enddate"}
@@ -36,6 +36,12 @@ RECEIPT_CSV_MAPPING = {
     "closed": "case:enddate",
 }
 RUNNING_OUTCOMES = {"won": ["pay compensation"], "lost": ["reject request"]}
+
+
+@pytest.fixture(autouse=True)
+def _fast_path_for_small_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_xes leaves files under 1 MiB to expat; here every file may take the fast path."""
+    monkeypatch.setattr(_xes, "_FAST_FROM_BYTES", 0)
 
 
 def parts(*pieces: str) -> str:

@@ -63,6 +63,7 @@ _ATTR_TAGS = _VALUE_TAGS | _LIST_TAGS
 _CASE_FIELDS = frozenset({"case_id", *CASE_LEVEL})
 _EVENT_FIELDS = frozenset({"name", "timestamp", "type", "role"})
 _DATE_FIELDS = frozenset({"timestamp", "created", "closed", "target_date"})
+_FAST_FROM_BYTES = 1 << 20  # files smaller than this (as stored) are read by expat: quicker for them
 
 # what an open element is, seen from its children
 _ROOT, _LOG, _TRACE, _EVENT, _ATTR, _NESTED, _SKIP = range(7)
@@ -631,6 +632,11 @@ def _read_fast(path: Path, options: LoadOptions) -> _ParsedLog | None:
     """The log as r4pm reads it, where it reads it as the expat reader does (else None)."""
     if options.date_format is not None:
         return None  # mapped dates come parsed: a format for their text would not be checked
+    try:
+        if path.stat().st_size < _FAST_FROM_BYTES:
+            return None  # small logs: expat is done before r4pm and polars are imported
+    except OSError:
+        return None
     return _xes_fast.read_fast(path, naive_ok=options.tz == "UTC")
 
 
