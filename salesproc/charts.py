@@ -2,6 +2,9 @@
 
 Every function takes ``ax=None`` (a new :class:`matplotlib.figure.Figure` is made when none is
 given; pyplot's global state is never touched) and returns the Axes it drew on.
+
+Text that comes from the data (deal ids, milestone and activity names, the success label) is drawn
+as written: never read as mathtext, so ``$100k deal`` or ``a$b$c`` show their dollars.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
         return ax
     fig = Figure(figsize=size, layout="constrained")
     return fig.add_subplot()
+
+
+def _plain(texts: Any) -> None:
+    """Draw ``texts`` (matplotlib Text objects holding data) as written, never as mathtext."""
+    for t in texts:
+        t.set_parse_math(False)
 
 
 def _frame(review: Any) -> pd.DataFrame:
@@ -76,7 +85,7 @@ def plot_risk_amount(review: Any, ax: Axes | None = None, *, label_top: int = 5)
         loss = np.where(ok, amt * risk, -np.inf)
         for i in np.argsort(-loss)[: min(label_top, int(ok.sum()))]:
             ax.annotate(str(f["case_id"].iloc[i]), (amt[i], risk[i]), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
+                        textcoords="offset points", parse_math=False)
         ax.legend(loc="lower right", fontsize=8, frameon=False)
     missing = int((~ok).sum())
     ax.set_xlabel("amount" + (f" ({missing:,} deals without an amount not shown)" if missing else ""))
@@ -122,7 +131,7 @@ def plot_stage_ageing(review: Any, ax: Axes | None = None) -> Axes:
                 if val is not None:
                     ax.plot([val, val], [i - 0.4, i + 0.4], color=colour, lw=2)
     ax.set_yticks(range(len(names)))
-    ax.set_yticklabels(names)
+    ax.set_yticklabels([str(n) for n in names], parse_math=False)
     ax.invert_yaxis()
     ax.set_xlabel("days in current milestone (grey: template p50, orange: p80, red: stalled)")
     ax.set_title("Stage ageing")
@@ -173,7 +182,7 @@ def plot_calibration(result: Any, ax: Axes | None = None, *, baseline: bool = Tr
     ax.set_xlabel("forecast probability")
     ax.set_ylabel("observed rate")
     ax.set_title("Calibration")
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    _plain(ax.legend(loc="upper left", fontsize=8, frameon=False).get_texts())
     return ax
 
 
@@ -294,9 +303,9 @@ def plot_funnel(template: Any, ax: Axes | None = None) -> Axes:
         if ev.to_success is not None and ev.to_success.rate is not None:
             parts.append(f"{ev.to_success.rate:.0%} {template.success.replace('_', ' ')}")
         ax.annotate(" · ".join(parts), ((top + r) / 2, yi), xytext=(4, 0), textcoords="offset points",
-                    va="center", fontsize=8)
+                    va="center", fontsize=8, parse_math=False)
     ax.set_yticks(y)
-    ax.set_yticklabels([m.name for m in ms])
+    ax.set_yticklabels([m.name for m in ms], parse_math=False)
     ax.invert_yaxis()
     ax.set_xlim(0, top * 1.6)
     ax.set_xticks([])
@@ -337,7 +346,7 @@ def plot_time_in_milestone(template: Any, ax: Axes | None = None) -> Axes:
                         textcoords="offset points", va="center", fontsize=8)
     ax.plot([], [], marker="x", color=_RED, lw=0, label="p50 dropping open cases")
     ax.set_yticks(y)
-    ax.set_yticklabels([m.name for m in ms])
+    ax.set_yticklabels([m.name for m in ms], parse_math=False)
     ax.invert_yaxis()
     finite = p80[np.isfinite(p80)]
     ax.set_xlim(0, float(finite.max()) * 1.2 if len(finite) else 1.0)
@@ -374,7 +383,7 @@ def plot_activity_effects(template: Any, ax: Axes | None = None, *, top: int = 1
         ax.plot([e.risk_difference], [yi], marker="o", color=colour, ms=6)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{a.name} (by {a.evidence.milestone})" for a in acts])
+    ax.set_yticklabels([f"{a.name} (by {a.evidence.milestone})" for a in acts], parse_math=False)
     for label, colour in _REQUIREMENT_COLOURS.items():
         ax.plot([], [], marker="o", color=colour, lw=2, label="no clear effect" if label == "none" else label)
     ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))

@@ -85,3 +85,61 @@ def test_empty_inputs_do_not_fail() -> None:
     assert plot_funnel(t).get_yticks().size == 0
     assert plot_activity_effects(t).get_yticks().size == 0
     assert plot_time_in_milestone(t).get_xlim() == (0.0, 1.0)
+
+
+# --- names are text, never mathtext ---------------------------------------------------------------
+
+DOLLAR_NAMES = {"Qualify": "$100k deal", "Discovery": "a$b$c", "Solution": "50% $ off",
+                "Proposal": r"Q$\x$ deal", "Champion identified": "Champion $$ found"}
+
+
+def _svg_text(ax: object) -> str:
+    """The Axes' figure as SVG with text kept as text (so a label can be read back as written)."""
+    import io
+
+    import matplotlib
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+
+    fig = ax.figure  # type: ignore[attr-defined]
+    FigureCanvasSVG(fig)
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg")  # mathtext would fail here ("Unknown symbol: \x") or set "a<i>b</i>c"
+    return buf.getvalue()
+
+
+def test_a_dollar_in_a_name_is_a_dollar_in_every_chart(history: salesproc.History) -> None:
+    from xml.sax.saxutils import escape
+
+    from salesproc.charts import plot_calibration, plot_risk_amount, plot_stage_ageing
+
+    h = history.rename_events(DOLLAR_NAMES)
+    t = salesproc.derive_template(h)
+    review = salesproc.review_deals(h, t, as_of="2023-12-31")
+    milestones = [DOLLAR_NAMES.get(n, n) for n in ("Qualify", "Discovery", "Solution", "Proposal")]
+    frame = review.to_frame().assign(case_id=lambda f: [milestones[i % 4] for i in range(len(f))])
+    drawn = {
+        "funnel": plot_funnel(t),
+        "time": plot_time_in_milestone(t),
+        "effects": plot_activity_effects(t, top=20),
+        "ageing": plot_stage_ageing(review),
+        "risk": plot_risk_amount(frame, label_top=len(frame)),
+    }
+    for name in ("funnel", "time", "ageing"):  # the milestone names, as written
+        assert [x.get_text() for x in drawn[name].get_yticklabels()][:4] == milestones, name
+    assert {x.get_text() for x in drawn["risk"].texts} == set(milestones)
+    assert any(x.get_text().startswith("Champion $$ found (by ") for x in drawn["effects"].get_yticklabels())
+    for name, ax in drawn.items():  # and drawn as written: no mathtext error, no italics, every dollar kept
+        svg = _svg_text(ax)
+        for label in [x.get_text() for x in (ax.texts if name == "risk" else ax.get_yticklabels())]:
+            assert escape(label) in svg, (name, label)
+    metrics = type("M", (), {"name": "a$b$c", "ece": 0.01, "calibration": _calibration()})()
+    ax = plot_calibration(metrics)
+    assert escape("a$b$c (ECE 0.010)") in _svg_text(ax)
+
+
+def _calibration() -> object:
+    import pandas as pd
+
+    return pd.DataFrame({"predicted": [0.2, 0.8], "observed": [0.25, 0.7],
+                         "observed_low": [0.1, 0.5], "observed_high": [0.4, 0.85]})
