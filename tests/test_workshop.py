@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from salesproc.datasets import load_sample_deals
 from salesproc.edit import rename_milestone
+from salesproc.errors import InputError
 from salesproc.plan import Goal
 from salesproc.template import Duration, Milestone, ProcessTemplate, load_template, save_template
 from salesproc.workshop import open_workshop, suggest_target_date
@@ -131,3 +133,26 @@ def test_report_inputs_from_parameters(tmp_path: Path) -> None:
     _, t2, end = report_inputs(template=saved)
     assert t2.name == "team"
     assert end == max(load_sample_deals().events["timestamp"].max(), load_sample_deals().cases["closed"].max())
+
+
+def test_a_history_save_killed_mid_swap_is_restored_not_replaced_by_the_sample(tmp_path: Path) -> None:
+    ws = open_workshop(tmp_path / "ws")
+    own = tmp_path / "export.csv"
+    own.write_text("Deal,Step,When,Result\nA,Qualify,2024-01-02,won\nB,Qualify,2024-02-05,open\n")
+    ws.use_history(own, mapping={"case_id": "Deal", "name": "Step", "timestamp": "When", "outcome": "Result"})
+    # History.to_parquet swaps folders in two renames; a kill between them leaves this on disk
+    ws.history_dir.rename(ws.folder / ".history.old")
+    with pytest.warns(RuntimeWarning, match=r"ws/history was missing and .*\.history\.old held its previous "
+                      r"copy.*Restored the previous copy to .*ws/history"):
+        h = ws.history()
+    assert h.report.source == str(own) and h.cases["case_id"].tolist() == ["A", "B"]
+    assert ws.history_dir.is_dir() and not (ws.folder / ".history.old").exists()
+
+
+def test_an_incomplete_history_folder_is_an_error_not_the_sample(tmp_path: Path) -> None:
+    ws = open_workshop(tmp_path)
+    ws.history_dir.mkdir()
+    (ws.history_dir / "cases.parquet").write_bytes(b"")
+    with pytest.raises(InputError, match=r"history: no events\.parquet\. .*Fix: load the team's data again "
+                       r"\(Workshop\.use_history\(\.\.\.\)\), or remove .*history to work on the sample deals"):
+        ws.history()

@@ -34,8 +34,8 @@ from typing import Any, NamedTuple
 import pandas as pd
 import yaml
 
-from salesproc._io import atomic_write_text
-from salesproc.errors import TemplateError
+from salesproc._io import atomic_write_text, recover_half_swap
+from salesproc.errors import InputError, TemplateError
 from salesproc.history._history import History, _ts
 from salesproc.template._template import ProcessTemplate, load_template, save_template
 
@@ -74,9 +74,22 @@ class Workshop:
 
     # -- history -------------------------------------------------------------------------------
     def history(self) -> History:
-        """The history loaded in notebook 0, or the built-in sample deals if none was."""
-        if (self.history_dir / "events.parquet").exists():
-            return History.read_parquet(self.history_dir)
+        """The history loaded in notebook 0, or the built-in sample deals if none was.
+
+        A save killed half-way through its folder swap (``history/`` gone, its previous copy in
+        ``.history.old``) is repaired first, with a warning: the previous copy is put back rather
+        than the sample deals silently taking the team's place. A ``history/`` folder that is
+        there but incomplete is an :class:`~salesproc.errors.InputError` naming what is missing.
+        """
+        recover_half_swap(self.history_dir)
+        if self.history_dir.exists():
+            try:
+                return History.read_parquet(self.history_dir)
+            except InputError as exc:
+                raise InputError(
+                    f"{exc} The workshop keeps the team's history there. Fix: load the team's data again "
+                    f"(Workshop.use_history(...)), or remove {self.history_dir} to work on the sample deals."
+                ) from None
         from salesproc.datasets import load_sample_deals
 
         return load_sample_deals()
