@@ -21,7 +21,7 @@ from typing import IO, Any, TypeVar
 
 import click
 
-from salesproc.errors import SalesprocError
+from salesproc.errors import NoMilestonesError, SalesprocError, example_milestone_rule
 from salesproc.history._history import History, HistorySummary
 from salesproc.load._options import LoadOptions
 
@@ -30,6 +30,7 @@ __all__ = ["LoadOptions", "history_options", "main", "parse_mapping"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_SALESPROC_ERROR = 2
+EXIT_UNEXPECTED = 1
 
 
 class SalesprocCliError(click.ClickException):
@@ -41,14 +42,38 @@ class SalesprocCliError(click.ClickException):
         click.echo(f"error: {self.format_message()}", file=file or sys.stderr)
 
 
+class UnexpectedCliError(SalesprocCliError):
+    """An exception salesproc did not foresee, shown as one line (exit code 1) instead of a traceback."""
+
+    exit_code = EXIT_UNEXPECTED
+
+
 class SalesprocGroup(click.Group):
-    """A click group that turns :class:`~salesproc.errors.SalesprocError` into a clean message."""
+    """A click group that turns :class:`~salesproc.errors.SalesprocError` into a clean message.
+
+    Any other exception (a library's, on input salesproc does not check yet) is shown as one line
+    too, naming its type and the command, with exit code 1; ``SALESPROC_TRACEBACK=1`` shows the
+    traceback instead.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except SalesprocError as exc:
             raise SalesprocCliError(cli_hint(" ".join(str(exc).split()))) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            import os
+
+            if os.environ.get("SALESPROC_TRACEBACK"):
+                raise
+            command = " ".join(["salesproc", *([ctx.invoked_subcommand] if ctx.invoked_subcommand else [])])
+            raise UnexpectedCliError(
+                f"{command} stopped on an unexpected {type(exc).__name__}: {' '.join(str(exc).split()) or '(no message)'}. "
+                "Expected: a clear salesproc message for any bad input. Fix: check the files and options "
+                "given; to see the traceback, run again with SALESPROC_TRACEBACK=1, and please report it."
+            ) from None
 
 
 _KWARG_TO_OPTION: list[tuple[str, str]] = [
@@ -416,6 +441,24 @@ def demo(output: str, workers: int, no_progress: bool, as_json: bool) -> None:
     click.echo("Markdown versions (.md) sit beside each HTML report; pipeline.csv is safe to open in a spreadsheet.")
 
 
+def _no_milestones_on_the_command_line(exc: NoMilestonesError, rule: object) -> NoMilestonesError:
+    """The same error with the fix said in command-line words: ``--milestones``, or the file's ``type`` column."""
+    example = _shell_quote(example_milestone_rule(exc.names))
+    if isinstance(rule, str) and not any(re.match(rule, name) for name in exc.names):
+        fix = (f"give a --milestones rule that matches the milestone names, e.g. --milestones {example} "
+               "(a regular expression matched at the start of the name; `salesproc info` lists the names).")
+        return NoMilestonesError(source=exc.source, names=exc.names, outcomes=exc.outcomes, rule=rule,
+                                 rule_label="--milestones rule", fix=fix)
+    if not exc.names:
+        fix = "add the events the cases went through (Qualify, Proposal, ...) to the file: it holds outcome events only."
+        return NoMilestonesError(source=exc.source, names=exc.names, outcomes=exc.outcomes, fix=fix)
+    unused = " (--milestones is not used when the file has one)" if rule is not None else ""
+    fix = (f"the file's 'type' column marks every event an activity{unused}: write 'milestone' in it for "
+           f"the milestone events, or drop the column and pass --milestones {example} (a regular "
+           "expression matched at the start of the name).")
+    return NoMilestonesError(source=exc.source, names=exc.names, outcomes=exc.outcomes, fix=fix)
+
+
 @main.command()
 @click.argument("path")
 @history_options
@@ -443,7 +486,10 @@ def derive(path: str, load: LoadOptions, output: str, as_of: str | None, name: s
 
     history = _load(path, load)
     prev = load_template(previous) if previous else None
-    tpl = derive_template(history, as_of=as_of, name=name, previous=prev, alpha=alpha, min_support=min_support)
+    try:
+        tpl = derive_template(history, as_of=as_of, name=name, previous=prev, alpha=alpha, min_support=min_support)
+    except NoMilestonesError as exc:
+        raise _no_milestones_on_the_command_line(exc, load.milestones) from None
     written = save_template(tpl, output, overwrite=overwrite)
     click.echo(repr(tpl))
     for m in sorted(tpl.milestones, key=lambda m: m.order):

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = [
+    "DeriveError",
     "EmptyInputError",
     "EncodingError",
     "InputError",
@@ -17,6 +18,7 @@ __all__ = [
     "MalformedFileError",
     "MissingColumnError",
     "MissingDependencyError",
+    "NoMilestonesError",
     "OverwriteError",
     "ParameterError",
     "PlanError",
@@ -118,6 +120,69 @@ class ParameterError(SalesprocError, ValueError):
 
 class TemplateError(SalesprocError, ValueError):
     """A process template file or object is invalid."""
+
+
+class DeriveError(SalesprocError, ValueError):
+    """A process template cannot be derived from this history (cases of two kinds, no dates...)."""
+
+
+class NoMilestonesError(DeriveError):
+    """The history holds no milestone events, so there is no process to derive.
+
+    The message lists the event names found with their counts, says what a template needs and how
+    to mark milestones (a ``milestones`` rule or a ``type`` column).
+    """
+
+    def __init__(
+        self,
+        *,
+        source: str | Path | None,
+        names: Mapping[str, int],
+        outcomes: Mapping[str, int] | None = None,
+        rule: object = None,
+        rule_label: str = "milestones rule",
+        fix: str | None = None,
+    ) -> None:
+        self.source = source
+        self.names = dict(names)
+        self.outcomes = dict(outcomes or {})
+        self.rule = rule
+        where = f"{source}: " if source is not None else ""
+        total = sum(self.names.values()) + sum(self.outcomes.values())
+        found = f"found {total:,} events, none of them a milestone"
+        if self.names:
+            found += f": {_counted(self.names)}"
+        if self.outcomes:
+            found += f"; {_counted(self.outcomes)} decide outcomes and are never milestones"
+        ruled = f" The {rule_label} {rule!r} matches none of the names." if rule is not None else ""
+        if fix is None:
+            example = example_milestone_rule(self.names)
+            fix = (
+                f"say which names are milestones, e.g. derive_template(history, milestones={example!r}) "
+                "(a regular expression matched at the start of the name, or a list of names); or load "
+                f"the file with load_history(..., milestones={example!r}) when it has no 'type' column, "
+                "or write 'milestone' in its 'type' column for the milestone events."
+            )
+        super().__init__(
+            f"{where}no milestone events to derive a process template from: {found}.{ruled} "
+            "Expected: events marked as milestones (the steps a case reaches, such as Qualify or "
+            f"Proposal); the others are activities. Fix: {fix}"
+        )
+
+
+def _counted(counts: Mapping[str, int], limit: int = 12) -> str:
+    """``'Call' (3), 'Demo' (1)`` for the first ``limit`` names, most frequent first."""
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = ", ".join(f"{k!r} ({v:,})" for k, v in top[:limit])
+    return shown + (f", ... ({len(top) - limit:,} more names)" if len(top) > limit else "")
+
+
+def example_milestone_rule(counts: Mapping[str, int]) -> str:
+    """A milestones regex naming the two most frequent plain names, else a made-up one."""
+    import re
+
+    plain = [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if re.fullmatch(r"[\w .:-]+", k)]
+    return "|".join(plain[:2]) if plain else "Qualify|Proposal"
 
 
 class PlanError(SalesprocError, ValueError):

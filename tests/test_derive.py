@@ -7,6 +7,7 @@ import pytest
 
 import salesproc
 from salesproc.derive import milestone_order
+from salesproc.errors import DeriveError, NoMilestonesError
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 
@@ -119,8 +120,26 @@ def test_mixed_kinds_are_refused(small: salesproc.History) -> None:
         pd.concat([small.cases, proj.cases], ignore_index=True),
         pd.concat([small.events.astype({"case_id": str}), proj.events.astype({"case_id": str})], ignore_index=True),
     )
-    with pytest.raises(ValueError, match="one kind of case"):
+    with pytest.raises(DeriveError, match=r"one kind of case\. Got \['deal', 'project'\] instead \(deal 5, project 1\)"):
         salesproc.derive_template(both)
+
+
+def test_no_milestone_events_names_what_was_found_and_the_fix(small: salesproc.History) -> None:
+    # issue 17: every event an activity used to end in a bare ValueError (a traceback on the command line)
+    acts = salesproc.load_history(small.events.assign(type="activity")[["case_id", "name", "timestamp", "type"]])
+    with pytest.raises(NoMilestonesError) as info:
+        salesproc.derive_template(acts)
+    msg = str(info.value)
+    assert "found 12 events, none of them a milestone: 'Qualify' (6), 'Proposal' (4), 'Negotiation' (2)" in msg
+    assert "Expected: events marked as milestones" in msg
+    assert "derive_template(history, milestones='Qualify|Proposal')" in msg and "'type' column" in msg
+    assert info.value.names == {"Qualify": 6, "Proposal": 4, "Negotiation": 2}
+    assert isinstance(info.value, salesproc.SalesprocError) and isinstance(info.value, ValueError)
+
+
+def test_a_milestones_rule_that_matches_nothing_is_named(small: salesproc.History) -> None:
+    with pytest.raises(NoMilestonesError, match=r"The milestones rule 'Nope' matches none of the names\."):
+        salesproc.derive_template(small, milestones="Nope")
 
 
 def test_input_history_is_not_changed(small: salesproc.History) -> None:

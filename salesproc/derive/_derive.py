@@ -36,6 +36,7 @@ import pandas as pd
 from salesproc._version import __version__
 from salesproc.derive._stats import QUANTILE_LEVELS, bh, fisher_pvalues, kaplan_meier, newcombe, wilson
 from salesproc.derive._visits import milestone_visits
+from salesproc.errors import DeriveError, NoMilestonesError
 from salesproc.history._history import History, _ts
 from salesproc.load._build import MilestoneRule, milestone_matcher
 from salesproc.template._template import (
@@ -300,9 +301,12 @@ def _history_to_derive_from(
         history = previous.align(history)  # a person's renamed and merged milestones
     kinds = {str(k) for k in history._cases["kind"].unique()}
     if len(kinds) > 1:
-        raise ValueError(
-            "The 'history' parameter of derive_template must hold one kind of case. "
-            f"Got {sorted(kinds)} instead. Fix: history.filter(kind='deal')."
+        counts = history._cases["kind"].astype(str).value_counts()
+        found = ", ".join(f"{k} {int(n):,}" for k, n in sorted(counts.items()))
+        raise DeriveError(
+            f"{history._report.source}: the 'history' parameter of derive_template must hold one kind of case. "
+            f"Got {sorted(kinds)} instead ({found}). A template describes deals or projects, not both. "
+            "Fix: derive from one kind, e.g. history.filter(kind='deal'), or split the file by its 'kind' column."
         )
     return history, t_as_of
 
@@ -311,9 +315,14 @@ def _prepare(history: History, milestones: MilestoneRule, as_of: pd.Timestamp) -
     """The arrays every step works on; a history without milestone events is an error."""
     P = _Prepared(history, milestones, as_of)
     if len(P.ms_names) == 0:
-        raise ValueError(
-            "derive_template found no milestone events. Fix: pass milestones=[...] (names), a regex, "
-            "or load the history with a 'type' column."
+        counts = history._events["name"].astype(str).value_counts()
+        seen = {str(k): int(v) for k, v in counts.items() if v > 0}
+        terminal = set(P.dropped_terminal)
+        raise NoMilestonesError(
+            source=history._report.source,
+            names={k: v for k, v in seen.items() if k not in terminal},
+            outcomes={k: v for k, v in seen.items() if k in terminal},
+            rule=milestones if milestones is not None and not callable(milestones) else None,
         )
     return P
 
@@ -487,7 +496,11 @@ def _default_as_of(history: History) -> pd.Timestamp:
     e, c = history._events, history._cases
     cands = [x for x in (e["timestamp"].max() if len(e) else None, c["closed"].max(), c["created"].max()) if x is not None and not pd.isna(x)]
     if not cands:
-        raise ValueError("The history holds no dates; pass as_of=.")
+        raise DeriveError(
+            f"{history._report.source}: the history holds no dates (no events, no created or closed "
+            "dates), so there is no 'as of' date to derive for. Expected: events with timestamps. "
+            "Fix: pass as_of='YYYY-MM-DD', or load a file whose events have dates."
+        )
     return max(cands)
 
 
