@@ -7,6 +7,7 @@ vectorised: no Python loop runs over rows or cases.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -161,9 +162,7 @@ def parse_timestamps(
         rest = pd.Series(pd.NaT, index=rest_txt.index, dtype=TS_DTYPE)
         for part, first in ((yearfirst, False), (~yearfirst, dayfirst)):
             if part.any():
-                rest[part] = pd.to_datetime(
-                    rest_txt[part], utc=True, format="mixed", dayfirst=first, errors="coerce"
-                ).astype(TS_DTYPE)
+                rest[part] = _parse_mixed(rest_txt[part], dayfirst=first)
         rest[date_order_conflicts(rest_txt, dayfirst=dayfirst)] = pd.NaT
         out = out.copy()
         out[miss] = rest
@@ -178,7 +177,80 @@ def parse_timestamps(
     return out.astype(TS_DTYPE)
 
 
-_DAY_MONTH = r"^\s*(\d{1,2})[./\-](\d{1,2})[./\-]\d{2,4}(?!\d)"
+def _parse_mixed(txt: pd.Series, *, dayfirst: bool) -> pd.Series:
+    """``pd.to_datetime(txt, utc=True, format="mixed", dayfirst=dayfirst, errors="coerce")``, without
+    its value-by-value parse for the values written plainly in the first one's layout (in an
+    export, nearly all of them): those are read with that layout at once, the others as before.
+
+    >>> txt = pd.Series(["31.12.2023 10:00:00", "01.02.2024 08:30:00", "2 March 2024", "nonsense"])
+    >>> _parse_mixed(txt, dayfirst=True).dt.strftime("%Y-%m-%d %H:%M").tolist()
+    ['2023-12-31 10:00', '2024-02-01 08:30', '2024-03-02 00:00', nan]
+    """
+    layout = _numeric_layout(txt.iloc[0], dayfirst=dayfirst) if len(txt) else None
+    if layout is None:
+        return pd.to_datetime(txt, utc=True, format="mixed", dayfirst=dayfirst, errors="coerce").astype(TS_DTYPE)
+    fmt, pattern = layout
+    plain = txt.str.fullmatch(pattern).to_numpy(dtype=bool, na_value=False)
+    if plain.all():
+        out = pd.to_datetime(txt, utc=True, format=fmt, errors="coerce").astype(TS_DTYPE)
+    else:
+        out = pd.Series(pd.NaT, index=txt.index, dtype=TS_DTYPE)
+        out[plain] = pd.to_datetime(txt[plain], utc=True, format=fmt, errors="coerce").astype(TS_DTYPE)
+    rest = ~plain | out.isna().to_numpy()  # other layouts, and dates that do not exist (31.04.)
+    if rest.any():
+        out[rest] = pd.to_datetime(
+            txt[rest], utc=True, format="mixed", dayfirst=dayfirst, errors="coerce"
+        ).astype(TS_DTYPE)
+    return out
+
+
+# a numeric field as the value-by-value parse reads it (leading zeros optional, in range)
+_FIELD_PATTERN = {
+    "%d": r"(?:0?[1-9]|[12]\d|3[01])",
+    "%m": r"(?:0?[1-9]|1[0-2])",
+    "%Y": r"(?:1[7-9]\d\d|2[01]\d\d|22[0-5]\d)",  # 1700-2259: within the range of datetime64[ns]
+    "%H": r"(?:[01]?\d|2[0-3])",
+    "%M": r"[0-5]?\d",
+    "%S": r"[0-5]?\d",
+}
+_DATE_ORDERS = (["%Y", "%m", "%d"], ["%d", "%m", "%Y"], ["%m", "%d", "%Y"])
+
+
+def _numeric_layout(value: str, *, dayfirst: bool) -> tuple[str, str] | None:
+    """The strftime layout of a date written in numbers with a four-digit year (``31.12.2023 10:00``
+    -> ``%d.%m.%Y %H:%M``), as pandas guesses it, and a regular expression for the values written
+    plainly in it; None unless the layout reads day and month in the order ``dayfirst`` says, so
+    that every such value is read as the value-by-value parse reads it.
+    """
+    from pandas.tseries.api import guess_datetime_format
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (it warns when the value reads only the other way round)
+        fmt = guess_datetime_format(value, dayfirst=dayfirst)
+    if fmt is None:
+        return None
+    parts = re.split(r"(%.)", fmt)  # text, field, text, field, ..., text
+    fields, between = parts[1::2], parts[0::2]
+    if (
+        fields[:3] not in _DATE_ORDERS
+        or fields[3:] != ["%H", "%M", "%S"][: len(fields) - 3]  # then hours, minutes, seconds
+        or any(ch not in " .-/:T" for text in between for ch in text)  # only separators between them
+        or (fields.index("%d") < fields.index("%m")) != dayfirst
+    ):
+        return None
+    pattern = "".join(
+        _FIELD_PATTERN[p] if i % 2 else re.sub(r"(\\ )+", " +", re.escape(p)) for i, p in enumerate(parts)
+    )
+    return fmt, pattern
+
+
+# r"^\s*(\d{1,2})[./\-](\d{1,2})[./\-]\d{2,4}(?!\d)" in pyarrow's (RE2) syntax, ``\s`` and ``\d`` as Python
+# reads them in text (any Unicode space or digit); the two numbers only in ASCII digits, as only
+# those are read as numbers
+_DAY_MONTH = (
+    r"^[\t\n\v\f\r\x{1c}-\x{1f} \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]*"
+    r"(?P<first>[0-9]{1,2})[./\-](?P<second>[0-9]{1,2})[./\-]\p{Nd}{2,4}(?:\P{Nd}|$)"
+)
 
 
 def date_order_conflicts(values: pd.Series, *, dayfirst: bool) -> np.ndarray:
@@ -198,12 +270,16 @@ def date_order_conflicts(values: pd.Series, *, dayfirst: bool) -> np.ndarray:
     """
     if not (pd.api.types.is_object_dtype(values.dtype) or pd.api.types.is_string_dtype(values.dtype)):
         return np.zeros(len(values), dtype=bool)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     txt = values.astype("str").where(values.notna(), "")
-    found = txt.str.extract(_DAY_MONTH)
-    first = pd.to_numeric(found[0], errors="coerce")
-    second = pd.to_numeric(found[1], errors="coerce")
+    found = pc.extract_regex(pa.array(txt.array), _DAY_MONTH)  # in C++, not row by row in Python
+    # (missing where the text is not such a date: NaN, which compares False)
+    first = pc.cast(pc.struct_field(found, "first"), pa.int8()).to_numpy(zero_copy_only=False)
+    second = pc.cast(pc.struct_field(found, "second"), pa.int8()).to_numpy(zero_copy_only=False)
     hit = (second > 12) & (first <= 12) if dayfirst else (first > 12) & (second <= 12)
-    return hit.fillna(False).to_numpy(dtype=bool)
+    return np.asarray(hit, dtype=bool)
 
 
 def check_dates(
