@@ -77,6 +77,7 @@ class SalesprocGroup(click.Group):
 
 
 _KWARG_TO_OPTION: list[tuple[str, str]] = [
+    (r"The 'mapping' parameter of load_history", "--mapping"),
     (r"errors='skip'", "--errors skip"),
     (r"dayfirst=True", "--dayfirst"),
     (r"dayfirst=False", "no --dayfirst"),
@@ -175,7 +176,7 @@ def parse_mapping(values: Sequence[str]) -> Mapping[str, str] | str | None:
                 f"the JSON must be an object of column names. Got {values[0]!r}.",
                 param_hint="'--mapping'",
             )
-        return {str(k): v for k, v in obj.items()}
+        return _checked({str(k): v for k, v in obj.items()})
     if len(values) == 1 and "=" not in values[0]:
         name = values[0].strip()
         if name not in PRESETS:
@@ -195,7 +196,15 @@ def parse_mapping(values: Sequence[str]) -> Mapping[str, str] | str | None:
                 param_hint="'--mapping'",
             )
         pairs[key.strip()] = col.strip()
-    return pairs
+    return _checked(pairs)
+
+
+def _checked(mapping: dict[str, str]) -> dict[str, str]:
+    """The mapping, once its keys are known canonical names (as :func:`salesproc.load_history` checks them)."""
+    from salesproc.load._presets import check_mapping
+
+    check_mapping(mapping)
+    return mapping
 
 
 def _json_option(value: str, option: str, example: str) -> Any:

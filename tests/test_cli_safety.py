@@ -141,3 +141,73 @@ def test_salesproc_traceback_shows_the_exception(untyped: Path, monkeypatch: pyt
     with mock.patch("salesproc.cli._load", side_effect=KeyError("Stage")):
         r = run("info", str(untyped))
     assert isinstance(r.exception, KeyError)
+
+
+# --- 2. a mapping typo loaded every deal as open ---------------------------------------------------
+
+RESULT = UNTYPED.replace("outcome", "Result")
+
+
+@pytest.fixture
+def result_column(tmp_path: Path) -> Path:
+    p = tmp_path / "result.csv"
+    p.write_text(RESULT, encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize("mapping", [["outcom=Result"], ['{"outcom": "Result"}'], ["case_id=case_id", "outcom=Result"]])
+def test_a_misspelt_canonical_name_is_refused_on_the_command_line(mapping: list[str], result_column: Path) -> None:
+    args = [a for m in mapping for a in ("-m", m)]
+    err = clean_error(run("info", str(result_column), *args))
+    assert "--mapping has an unknown canonical name: 'outcom' (for the column 'Result'; did you mean 'outcome'?)" in err
+    assert "Expected one of the names: case_id, name, type, timestamp, owner, role, kind, outcome, created," in err
+    assert "Fix: use the valid names, e.g. --mapping" in err and "outcome=Result" in err
+
+
+def test_the_api_refuses_the_same_typo_with_the_same_words(result_column: Path) -> None:
+    from salesproc import load_history
+    from salesproc.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=r"has an unknown canonical name: 'outcom' \(for the column 'Result'; "
+                                             r"did you mean 'outcome'\?\)") as info:
+        load_history(result_column, mapping={"outcom": "Result"})
+    assert "Fix: use the valid names, e.g. load_history(..., mapping={'outcome': 'Result'})." in str(info.value)
+    cli = clean_error(run("info", str(result_column), "-m", "outcom=Result"))
+    assert str(info.value).split("has an unknown", 1)[1] in cli.replace("--mapping outcome=Result", "load_history(..., "
+                                                                         "mapping={'outcome': 'Result'})")
+
+
+def test_the_corrected_mapping_loads_the_outcomes(result_column: Path) -> None:
+    r = run("info", str(result_column), "-m", "outcome=Result")
+    assert r.exit_code == 0, r.output
+    assert "deals: 3 (won 1, lost 1, open 1)" in r.stdout
+
+
+def test_a_preset_with_extra_keys_is_checked_against_its_own_names(tmp_path: Path) -> None:
+    from salesproc import load_history
+    from salesproc.errors import ParameterError
+
+    src = tmp_path / "crm.csv"
+    src.write_text("Opp,Stage,Engaged,Closed\nO1,Won,2024-01-02,2024-02-01\nO2,Engaging,2024-01-05,\n")
+    ok = run("info", str(src), "-m", "preset=crm-snapshot", "-m", "case_id=Opp", "-m", "stage=Stage",
+             "-m", "created=Engaged", "-m", "closed=Closed")
+    assert ok.exit_code == 0, ok.output
+    assert "deals: 2 (won 1, lost 0, open 1)" in ok.stdout
+    err = clean_error(run("info", str(src), "-m", '{"preset": "crm-snapshot", "case_id": "Opp", "stag": "Stage"}'))
+    assert "'stag' (for the column 'Stage'; did you mean 'stage'?)" in err
+    assert "Expected one of the names of the preset 'crm-snapshot': case_id, stage, created, closed, amount," in err
+    assert "--mapping preset=crm-snapshot --mapping case_id=Opp --mapping stage=Stage" in err
+    with pytest.raises(ParameterError, match="'name' \\(for the column 'Stage'\\)"):
+        load_history(src, mapping={"preset": "crm-snapshot", "case_id": "Opp", "name": "Stage"})
+
+
+def test_a_preset_key_without_its_preset_says_which_presets_read_it(result_column: Path) -> None:
+    err = clean_error(run("info", str(result_column), "-m", "stage=name"))
+    assert "'stage' (for the column 'name'; in an event log the step is 'name'; 'stage' is read by the presets " \
+           "crm-snapshot, salesforce, hubspot: add 'preset' to the mapping to use one)" in err
+    assert "Fix: use one of the valid names as the key, or leave the column out" in err
+
+
+def test_status_is_pointed_to_outcome(result_column: Path) -> None:
+    err = clean_error(run("info", str(result_column), "-m", "status=Result"))
+    assert "the status is worked out from the outcome: map your column to 'outcome'" in err

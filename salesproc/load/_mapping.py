@@ -15,7 +15,7 @@ from salesproc.history._history import History
 from salesproc.load._build import build_history
 from salesproc.load._crm import snapshot_history, stage_history
 from salesproc.load._options import LoadOptions
-from salesproc.load._presets import Preset, detect_preset, get_preset, preset_options
+from salesproc.load._presets import Preset, check_mapping, detect_preset, get_preset, preset_options
 from salesproc.load._projects import milestone_table_history
 
 __all__ = ["REQUIRED_EVENT_COLUMNS", "apply_mapping", "from_table", "resolve_mapping", "suggest_mapping"]
@@ -57,6 +57,7 @@ def resolve_mapping(
         raise ParameterError(
             f"The 'mapping' parameter must be a dict or a preset name. Got {type(mapping).__name__} instead."
         )
+    check_mapping(mapping)
     if "preset" in mapping:
         # a preset whose column names differ in this export: {"preset": "crm-snapshot", "stage": "Stage"}
         base = get_preset(str(mapping["preset"]))

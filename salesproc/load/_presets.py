@@ -7,9 +7,36 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from salesproc.errors import ParameterError
+from salesproc.history._schema import CASE_COLUMNS, EVENT_COLUMNS
 from salesproc.load._options import BUILD_FIELDS, LoadOptions
 
-__all__ = ["PRESETS", "Preset", "detect_preset", "get_preset", "preset_options"]
+__all__ = [
+    "EVENT_LOG_KEYS", "PRESETS", "Preset", "check_mapping", "detect_preset", "get_preset", "mapping_keys",
+    "preset_options",
+]
+
+EVENT_LOG_KEYS: tuple[str, ...] = (
+    *EVENT_COLUMNS,
+    *(c for c in CASE_COLUMNS if c not in EVENT_COLUMNS and c != "status"),
+    "case_owner",
+)
+"""The canonical names an event log's mapping may use: the event and case columns of a history
+(``status`` is worked out from the outcome) and ``case_owner`` (the case's owner when ``owner`` is
+the event's)."""
+
+# the canonical names each shape's reader reads (salesproc.load._crm, salesproc.load._projects)
+_SHAPE_KEYS: dict[str, tuple[str, ...]] = {
+    "events": EVENT_LOG_KEYS,
+    "snapshot": ("case_id", "stage", "created", "closed", "amount", "owner", "case_owner", "segment"),
+    "stage_history": (
+        "case_id", "stage", "timestamp", "created", "closed", "amount", "owner", "case_owner", "segment",
+        "is_won", "is_closed",
+    ),
+    "milestones": (
+        "case_id", "name", "planned", "actual", "owner", "case_owner", "target_date", "created", "segment",
+        "amount", "outcome",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -267,3 +294,82 @@ def preset_options(preset: Preset | None, options: LoadOptions) -> tuple[LoadOpt
     for k in BUILD_FIELDS:
         own.pop(k, None)
     return options.replace(**fallback), own
+
+
+def mapping_keys(preset: Preset | None) -> list[str]:
+    """The canonical names a mapping may use with ``preset`` (None: a plain event log), in a readable order.
+
+    Examples
+    --------
+    >>> mapping_keys(None)[:4]
+    ['case_id', 'name', 'type', 'timestamp']
+    >>> mapping_keys(PRESETS["crm-snapshot"])
+    ['case_id', 'stage', 'created', 'closed', 'amount', 'owner', 'case_owner', 'segment']
+    """
+    if preset is None:
+        return list(EVENT_LOG_KEYS)
+    extra = [*preset.mapping, *preset.options.get("required", ()), *preset.options.get("aliases", {})]
+    return list(dict.fromkeys([*_SHAPE_KEYS.get(preset.shape, EVENT_LOG_KEYS), *extra]))
+
+
+def check_mapping(mapping: Mapping[str, Any], *, function: str = "load_history") -> None:
+    """Refuse a mapping whose keys are not canonical names, naming the closest one and the valid ones.
+
+    ``{"preset": "crm-snapshot", "stage": "Stage"}`` is checked against that preset's names. A typo
+    such as ``outcom`` would otherwise rename the column to a name nothing reads: the outcome
+    column would be ignored and every deal loaded as open.
+
+    Examples
+    --------
+    >>> check_mapping({"case_id": "Deal", "outcome": "Result"})
+    >>> check_mapping({"preset": "crm-snapshot", "stage": "Stage"})
+    >>> try:
+    ...     check_mapping({"case_id": "Deal", "outcom": "Result"})
+    ... except ParameterError as exc:
+    ...     print(str(exc)[:118])
+    The 'mapping' parameter of load_history has an unknown canonical name: 'outcom' (for the column 'Result'; did you mean
+    """
+    preset = get_preset(str(mapping["preset"])) if "preset" in mapping else None
+    valid = mapping_keys(preset)
+    bad = [str(k) for k in mapping if k != "preset" and k not in valid]
+    if not bad:
+        return
+    guesses = {k: _closest_key(k, valid) for k in bad}
+    found = ", ".join(
+        f"{k!r} (for the column {str(mapping[k])!r}"
+        + (f"; did you mean {guesses[k]!r}?" if guesses[k] else "") + _elsewhere(k, preset) + ")"
+        for k in bad
+    )
+    names = "unknown canonical names" if len(bad) > 1 else "an unknown canonical name"
+    whose = f" of the preset {preset.name!r}" if preset is not None else ""
+    if all(guesses.values()):
+        fixed = {str(guesses.get(str(k), k)): v for k, v in mapping.items()}
+        fix = f"use the valid names, e.g. load_history(..., mapping={fixed!r})."
+    else:
+        fix = "use one of the valid names as the key, or leave the column out (unmapped columns are kept as attributes)."
+    raise ParameterError(
+        f"The 'mapping' parameter of {function} has {names}: {found}. A mapping's keys are "
+        "salesproc's names for the data, its values your file's columns; a key salesproc does not know "
+        f"would leave its column unread. Expected one of the names{whose}: {', '.join(valid)}. Fix: {fix}"
+    )
+
+
+def _closest_key(key: str, valid: list[str]) -> str | None:
+    import difflib
+
+    norm = key.strip().lower().replace(" ", "_").replace("-", "_")
+    if norm in valid:
+        return norm
+    hit = difflib.get_close_matches(norm, valid, n=1, cutoff=0.6)
+    return hit[0] if hit else None
+
+
+def _elsewhere(key: str, preset: Preset | None) -> str:
+    """Where ``key`` is a valid name after all: the presets that read it (``stage`` and the like)."""
+    if key == "status":
+        return "; the status is worked out from the outcome: map your column to 'outcome'"
+    others = [p.name for p in PRESETS.values() if p is not preset and key in mapping_keys(p)]
+    if not others or key in EVENT_LOG_KEYS:
+        return ""
+    step = "; in an event log the step is 'name'" if preset is None and key == "stage" else ""
+    return f"{step}; {key!r} is read by the presets {', '.join(others)}: add 'preset' to the mapping to use one"
