@@ -28,6 +28,7 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from markupsafe import Markup
 
 __all__ = [
+    "BUILTIN_PREFIX",
     "BUILTIN_TEMPLATES",
     "FILTERS",
     "Flavour",
@@ -323,7 +324,32 @@ class _Undefined(jinja2.StrictUndefined):
         return False
 
 
-class _Sandbox(SandboxedEnvironment):
+#: The prefix that names a built-in template even where a user template has the same name:
+#: ``{% extends "builtin/deal_review.html.j2" %}``.
+BUILTIN_PREFIX = "builtin"
+
+
+class _BuiltinParent(jinja2.Environment):
+    """Resolves a template's reference to its own name (``{% extends "deal_review.html.j2" %}`` in
+    the user's ``deal_review.html.j2``) to the built-in template of that name, instead of itself."""
+
+    def join_path(self, template: str, parent: str) -> str:
+        if template == parent and template in _builtin_names():
+            return f"{BUILTIN_PREFIX}/{template}"
+        return template
+
+
+@functools.cache
+def _builtin_names() -> frozenset[str]:
+    """The names of the built-in templates (``deal_review.html.j2``...)."""
+    return frozenset(builtin_loader().list_templates())
+
+
+class _Plain(_BuiltinParent):
+    """The environment for the built-in templates alone."""
+
+
+class _Sandbox(_BuiltinParent, SandboxedEnvironment):
     """Jinja's sandbox, failing loudly: reaching an unsafe attribute raises at once."""
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
@@ -350,12 +376,29 @@ def _configure(env: jinja2.Environment, flavour: Flavour) -> jinja2.Environment:
 def environment(flavour: Flavour, user_dirs: tuple[str, ...] = (), *, sandboxed: bool = True) -> jinja2.Environment:
     """The environment for ``flavour`` searching ``user_dirs`` first, then the built-in templates.
 
-    ``sandboxed`` is forced on whenever ``user_dirs`` is not empty.
+    ``sandboxed`` is forced on whenever ``user_dirs`` is not empty. ``builtin/<name>`` names the
+    built-in template even when a user folder has one of that name, and a template that extends
+    (includes, imports) its own name gets the built-in one, so that a user's
+    ``deal_review.html.j2`` can start with ``{% extends "deal_review.html.j2" %}`` and override
+    blocks of the built-in one.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "checklist.md.j2").write_text('{% extends "checklist.md.j2" %}{% block heading %}Ours{% endblock %}')
+    >>> env = environment("md", (str(d),))
+    >>> env.get_template("checklist.md.j2").filename == str(d / "checklist.md.j2")
+    True
+    >>> env.get_template("builtin/checklist.md.j2").filename == str(builtin_dir() / "checklist.md.j2")
+    True
     """
-    loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(d) for d in user_dirs]
+    # "builtin/<name>" always means the built-in template; other names are the user's first
+    loaders: list[jinja2.BaseLoader] = [jinja2.PrefixLoader({BUILTIN_PREFIX: builtin_loader()})]
+    loaders += [jinja2.FileSystemLoader(d) for d in user_dirs]
     loaders.append(builtin_loader())
     loader = jinja2.ChoiceLoader(loaders)
-    cls: type[jinja2.Environment] = _Sandbox if (sandboxed or user_dirs) else jinja2.Environment
+    cls: type[jinja2.Environment] = _Sandbox if (sandboxed or user_dirs) else _Plain
     if flavour == "html":
         env = cls(
             loader=loader,
