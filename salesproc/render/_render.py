@@ -14,9 +14,19 @@ folder (or ``template_dir``); the built-in ones (``process``, ``checklist``, ``p
 render in Jinja's sandbox and see plain data only (see :mod:`salesproc.render._context`). Filters:
 ``date``, ``days``, ``duration``, ``pct``, ``pct_ci``, ``money``, ``num``, ``md`` and ``slug``.
 
+To change a part of a built-in report, extend it: ``{% extends "builtin/deal_review.html.j2" %}``
+always names the built-in template, and a template that extends its own name (your
+``deal_review.html.j2`` starting with ``{% extends "deal_review.html.j2" %}``) gets the built-in
+one too. A template that fails while rendering (``{{ 1/0 }}``) is a
+:class:`~salesproc.errors.ReportTemplateError` naming its file and line.
+
 Output is safe by construction: HTML is autoescaped, Markdown escapes every value, file names made
 from deal ids are slugs confined to the output folder, every write is atomic, and an existing file
-is never silently replaced.
+is never silently replaced. A PDF reads no local file and reaches no server: a template that points
+at one (an image, stylesheet, font or attachment by ``file://`` or ``http://``) is refused with an
+:class:`~salesproc.errors.UnsafeTemplateError` and nothing is written (see
+:mod:`salesproc.render._pdf`). A batch is made in a staging folder and moved into place once complete
+(see :mod:`salesproc.render._run`).
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +46,6 @@ from jinja2.sandbox import SecurityError
 
 from salesproc._io import atomic_write_bytes, atomic_write_text
 from salesproc.errors import (
-    MissingDependencyError,
     OverwriteError,
     ReportTemplateError,
     UnsafeTemplateError,
@@ -50,7 +60,9 @@ from salesproc.render._context import (
     process_context,
 )
 from salesproc.render._env import BUILTIN_TEMPLATES, Flavour, builtin_dir, environment
-from salesproc.render._paths import confine, new_run_dir, unique_slugs
+from salesproc.render._paths import confine, unique_slugs
+from salesproc.render._pdf import html_to_pdf
+from salesproc.render._run import MANIFEST, RunFolder, abandon_run, publish_run, start_run
 from salesproc.template._template import ProcessTemplate
 
 if TYPE_CHECKING:
@@ -62,11 +74,6 @@ Format = Literal["html", "md", "pdf"]
 FORMATS: tuple[str, ...] = ("html", "md", "pdf")
 _DEFAULT_TEMPLATE = {"process": "process", "plan": "plan", "deal": "deal_review", "pipeline": "pipeline_review"}
 _EXT = {"html": "html", "md": "md", "pdf": "pdf"}
-PDF_INSTALL = (
-    "pip install 'salesproc[pdf]' (WeasyPrint) and its system libraries: "
-    "apt-get install libpango-1.0-0 libpangoft2-1.0-0"
-)
-
 _CANVAS: ReportCanvas | None = None
 
 
@@ -144,6 +151,38 @@ def _render(env: jinja2.Environment, name: str, context: Mapping[str, Any], dirs
             f"{name}: {exc.message}. The report's data has: {', '.join(sorted(context))}. "
             "Fix: use a name the report has (guard optional ones with `is defined`)."
         ) from None
+    except RecursionError:
+        raise ReportTemplateError(
+            f"{template_file(env, name)}: the template extends, includes or imports itself, directly or "
+            "through others (found a circle; expected each template to build on a different one). To build "
+            "on the built-in template of the same name, write {% extends \"builtin/<name>\" %} (a template "
+            "extending its own name gets the built-in one). Fix: break the circle."
+        ) from None
+    except ReportTemplateError:
+        raise
+    except Exception as exc:  # a filter or expression failed while rendering: {{ 1/0 }}, {{ "x" + 1 }}
+        raise ReportTemplateError(
+            f"{_where(exc, env, name)}: the template failed while rendering: {type(exc).__name__}: {exc}. "
+            "Expected an expression that works on the report's data. Nothing was written. "
+            "Fix: correct or remove that expression."
+        ) from None
+
+
+def template_file(env: jinja2.Environment, name: str) -> str:
+    """The file a template name resolves to (for messages), else the name."""
+    try:
+        return env.get_template(name).filename or name
+    except Exception:  # only for a message
+        return name
+
+
+def _where(exc: BaseException, env: jinja2.Environment, name: str) -> str:
+    """``file, line N`` of the innermost template frame of ``exc``'s traceback (Jinja rewrites the
+    traceback so that template lines appear as frames), else the template's file."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".j2")]
+    if frames:
+        return f"{frames[-1].filename}, line {frames[-1].lineno}"
+    return template_file(env, name)
 
 
 # --- one report --------------------------------------------------------------------------------------------
@@ -278,28 +317,13 @@ def render_report(
     ctx = report_context(obj, template=name, charts=flavour == "html", process=process)
     text = _render(env, name, ctx, dirs)
     if format == "pdf":
-        data = html_to_pdf(text)
+        data = html_to_pdf(text, source=template_file(env, name))
         if out is not None:
             atomic_write_bytes(out, data, overwrite=overwrite)
         return data
     if out is not None:
         atomic_write_text(out, text, overwrite=overwrite)
     return text
-
-
-def html_to_pdf(html: str) -> bytes:
-    """PDF bytes of an HTML report (WeasyPrint, imported on first use)."""
-    try:
-        import weasyprint
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"PDF output needs WeasyPrint, which is not installed ({exc}). Fix: {PDF_INSTALL}."
-        ) from None
-    except OSError as exc:  # WeasyPrint is there but cannot load pango
-        raise MissingDependencyError(
-            f"PDF output needs WeasyPrint's system libraries, which are missing ({exc}). Fix: {PDF_INSTALL}."
-        ) from None
-    return bytes(weasyprint.HTML(string=html).write_pdf())
 
 
 # --- many reports -------------------------------------------------------------------------------------------
@@ -317,12 +341,13 @@ class BatchResult:
 
     @property
     def files(self) -> list[Path]:
-        """Every file written, the index first."""
+        """Every file written, the index first (and the run's manifest last)."""
         out = [self.index]
         for paths in self.reports.values():
             out += list(paths)
         extra = [p for p in sorted(self.run_dir.glob("index.*")) if p != self.index]
-        return out + extra
+        manifest = [self.run_dir / MANIFEST] if (self.run_dir / MANIFEST).is_file() else []
+        return out + extra + manifest
 
     def __len__(self) -> int:
         return len(self.reports)
@@ -339,7 +364,6 @@ class _Job:
     review: Any
     run_dir: Path
     formats: tuple[str, ...]
-    overwrite: bool
     template_dir: str | None
 
 
@@ -385,11 +409,11 @@ def _render_deal(job: _Job, envs: Mapping[str, Any], process: ProcessTemplate, d
             ctx = ctx_html
         text = _render(env, name, ctx, dirs)
         path = confine(job.run_dir, f"deals/{slug}.{_EXT[fmt]}")
-        # atomic, without an fsync per file: a thousand small reports that can be made again
+        # into the staging folder: atomic, without an fsync per file (reports that can be made again)
         if fmt == "pdf":
-            atomic_write_bytes(path, html_to_pdf(text), overwrite=job.overwrite, durable=False)
+            atomic_write_bytes(path, html_to_pdf(text, source=template_file(env, name)), durable=False)
         else:
-            atomic_write_text(path, text, overwrite=job.overwrite, durable=False)
+            atomic_write_text(path, text, durable=False)
         written.append(str(path))
     return cid, tuple(written)
 
@@ -414,8 +438,10 @@ def render_batch(
     Reports go to a new run folder ``out_dir/review-YYYY-MM-DD/`` (the review's ``as_of``; ``-2``,
     ``-3``... if that exists, so earlier runs are kept), deal reports to its ``deals/`` folder under
     file names slugged from the case ids (a case id such as ``../../etc/passwd`` becomes
-    ``etc-passwd.html``; nothing is ever written outside the run folder). Every file is written
-    atomically.
+    ``etc-passwd.html``; nothing is ever written outside the run folder). Every report is made in a
+    staging folder beside it and moved in once all are made: a run that fails (a template that
+    raises, a kill) leaves no half-made run folder. The run folder's ``.salesproc-run.json`` lists
+    the files the run wrote (see :mod:`salesproc.render._run`).
 
     Parameters
     ----------
@@ -427,7 +453,9 @@ def render_batch(
         Any of ``"html"``, ``"md"``, ``"pdf"``. The index is written as HTML, and as Markdown
         (``index.md``) when Markdown reports are asked for.
     overwrite
-        Write into ``review-YYYY-MM-DD/`` even if it exists, replacing the reports in it.
+        Write into ``review-YYYY-MM-DD/`` even if it exists, replacing the reports in it and removing
+        those the previous run wrote and this one does not (deals no longer open); other files in
+        the folder are kept.
     progress
         Show a progress bar (tqdm, on stderr).
     workers
@@ -453,15 +481,23 @@ def render_batch(
     """
     fmts = _check_batch(review, formats, workers)
     t0 = time.perf_counter()
-    job, pairs = _start_run(review, out_dir, fmts, overwrite, template_dir)
-    n_workers = _n_workers(workers, len(pairs))
-    if n_workers == 1:
-        results = _render_here(job, pairs, progress)
-    else:
-        results = _render_in_pool(job, pairs, n_workers, progress)
-    ordered = {cid: results[cid] for cid, _ in pairs}
-    index = _write_index(review, job.run_dir, pairs, fmts, overwrite, template_dir)
-    return BatchResult(job.run_dir, index, ordered, round(time.perf_counter() - t0, 3), n_workers)
+    tdir = _user_dirs(template_dir)  # a missing template folder fails before any folder is made
+    run = start_run(Path(out_dir), f"review-{review.as_of:%Y-%m-%d}", overwrite=overwrite)
+    try:
+        job, pairs = _start_job(review, run, fmts, tdir[0] if template_dir is not None and tdir else None)
+        n_workers = _n_workers(workers, len(pairs))
+        if n_workers == 1:
+            results = _render_here(job, pairs, progress)
+        else:
+            results = _render_in_pool(job, pairs, n_workers, progress)
+        indexes = _write_index(review, run.staging, pairs, fmts, template_dir)
+        publish_run(run, [*indexes, *(p for paths in results.values() for p in paths)])
+    except BaseException:
+        abandon_run(run)
+        raise
+    ordered = {cid: tuple(run.published(p) for p in results[cid]) for cid, _ in pairs}
+    seconds = round(time.perf_counter() - t0, 3)
+    return BatchResult(run.final, run.published(indexes[0]), ordered, seconds, n_workers)
 
 
 def _check_batch(review: Review, formats: Iterable[str], workers: int) -> tuple[str, ...]:
@@ -486,23 +522,16 @@ def _check_batch(review: Review, formats: Iterable[str], workers: int) -> tuple[
     return fmts
 
 
-def _start_run(
-    review: Review,
-    out_dir: str | Path,
-    fmts: tuple[str, ...],
-    overwrite: bool,
-    template_dir: str | Path | None,
+def _start_job(
+    review: Review, run: RunFolder, fmts: tuple[str, ...], template_dir: str | None
 ) -> tuple[_Job, list[tuple[str, str]]]:
-    """Make the run folder and its ``deals/``; the workers' job and each deal's (case id, file slug)."""
-    tdir = _user_dirs(template_dir)
-    run_dir = new_run_dir(Path(out_dir), f"review-{review.as_of:%Y-%m-%d}", overwrite=overwrite)
-    (run_dir / "deals").mkdir(exist_ok=True)
+    """Make the staging folder's ``deals/``; the workers' job and each deal's (case id, file slug)."""
     ids = review.case_ids
     slugs = unique_slugs(ids)
-    for s in slugs:  # slugs cannot escape; the check is cheap insurance
-        confine(run_dir, f"deals/{s}.html")
-    job = _Job(review, run_dir, fmts, overwrite, tdir[0] if template_dir is not None and tdir else None)
-    return job, list(zip(ids, slugs))
+    for s in slugs:  # slugs cannot escape; the check is cheap insurance (and catches a planted symlink)
+        confine(run.final, f"deals/{s}.html")
+    (run.staging / "deals").mkdir()
+    return _Job(review, run.staging, fmts, template_dir), list(zip(ids, slugs))
 
 
 def _n_workers(workers: int, n_deals: int) -> int:
@@ -566,21 +595,20 @@ def _write_index(
     run_dir: Path,
     pairs: Sequence[tuple[str, str]],
     fmts: tuple[str, ...],
-    overwrite: bool,
     template_dir: str | Path | None,
-) -> Path:
-    """Write ``index.html`` (and ``index.md`` with Markdown reports), linking every deal's report."""
+) -> list[Path]:
+    """Write ``index.html`` (and ``index.md`` with Markdown reports), linking every deal's report;
+    the paths written, ``index.html`` first."""
     links_html = {cid: f"deals/{s}.html" for cid, s in pairs} if "html" in fmts else {}
     links_pdf = {cid: f"deals/{s}.pdf" for cid, s in pairs} if "pdf" in fmts and "html" not in fmts else {}
     env, name, dirs = _resolve(None, "pipeline", "html", template_dir)
     ctx_index = report_context(review, links=links_html or links_pdf)
-    index = confine(run_dir, "index.html")
-    atomic_write_text(index, _render(env, name, ctx_index, dirs), overwrite=overwrite)
+    written = [atomic_write_text(confine(run_dir, "index.html"), _render(env, name, ctx_index, dirs), durable=False)]
     if "md" in fmts:
         env, name, dirs = _resolve(None, "pipeline", "md", template_dir)
         ctx_md = report_context(review, charts=False, links={cid: f"deals/{s}.md" for cid, s in pairs})
-        atomic_write_text(confine(run_dir, "index.md"), _render(env, name, ctx_md, dirs), overwrite=overwrite)
-    return index
+        written.append(atomic_write_text(confine(run_dir, "index.md"), _render(env, name, ctx_md, dirs), durable=False))
+    return written
 
 
 def _check_pdf() -> None:
@@ -604,8 +632,27 @@ def neutralise(value: Any) -> Any:
     return value
 
 
-def export_table(df: pd.DataFrame, path: str | Path, *, overwrite: bool = False, sheet_name: str = "data") -> Path:
+def _table(obj: Any) -> pd.DataFrame:
+    """``obj`` if a DataFrame, else its ``to_frame()`` table."""
+    if isinstance(obj, pd.DataFrame):
+        return obj
+    to_frame = getattr(obj, "to_frame", None)
+    frame = to_frame() if callable(to_frame) else None
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(
+            "The 'df' parameter of export_table must be a DataFrame or a result with a to_frame() table "
+            f"(a Review, a Plan). Got {type(obj).__name__} instead."
+        )
+    return frame
+
+
+def export_table(
+    df: pd.DataFrame | Review | Any, path: str | Path, *, overwrite: bool = False, sheet_name: str = "data"
+) -> Path:
     """Write ``df`` as CSV or XLSX (by the file's suffix), safe to open in a spreadsheet.
+
+    ``df`` is a DataFrame, or a result with a ``to_frame()`` table (a
+    :class:`~salesproc.review.Review`, a :class:`~salesproc.plan.Plan`...), whose table is written.
 
     Text cells (and column names) starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
     return get a leading ``'`` so that no spreadsheet runs them as formulas (CSV/formula injection).
@@ -628,9 +675,10 @@ def export_table(df: pd.DataFrame, path: str | Path, *, overwrite: bool = False,
     suffix = p.suffix.lower()
     if suffix not in (".csv", ".xlsx"):
         raise ValueError(f"The 'path' parameter of export_table must end in .csv or .xlsx. Got {str(p)!r} instead.")
+    frame = _table(df)
     if p.exists() and not overwrite:
         raise OverwriteError(f"{p} exists. Fix: choose another path or pass overwrite=True.")
-    safe = df.copy()
+    safe = frame.copy()
     safe.columns = [neutralise(str(c)) for c in safe.columns]
     for c in safe.columns:
         col = safe[c]
