@@ -93,6 +93,8 @@ REFERENCES = {
     "imported stylesheet": '<style>@import url("{url}/import.css");</style>',
     "remote font": "<style>@font-face {{ font-family: x; src: url({url}/font.woff) }} p {{ font-family: x }}</style>",
     "attached remote file": '<a rel="attachment" href="{url}/attach.txt">attachment</a>',
+    "css background": '<div style="background: url({url}/bg.png); height: 9px"></div>',
+    "svg image": '<svg width="9" height="9"><image href="file://{secret}" width="9" height="9"/></svg>',
     "both": '<a rel="attachment" href="file://{secret}">a</a><img src="{url}/both.png">',
 }
 
