@@ -620,3 +620,25 @@ def test_plot_plan_shows_names_with_dollar_signs_as_typed() -> None:
     ax = plot_plan(p)
     ax.figure.savefig(_io.BytesIO(), format="png")  # mathtext would raise on these names
     assert [x.get_text() for x in ax.get_yticklabels()] == [name]
+
+
+# --- a template changed without its checks (issue 17) ------------------------------------------------------
+
+
+def test_a_template_changed_past_its_checks_is_refused() -> None:
+    """A negative duration once made a plan look likelier (25% -> 29%); a template that model_copy
+    gave one (pydantic does not check updates) is refused, naming the field and the fix."""
+    from salesproc.errors import TemplateError
+
+    t = _fixed_template()
+    ms = [m.model_copy(update={"p50_days": -5.0, "p80_days": -5.0}) if m.name == "Proposal" else m
+          for m in t.milestones]
+    bad = t.model_copy(update={"milestones": ms})
+    with pytest.raises(TemplateError, match=(
+        r"(?s)The 'template' parameter of plan_backwards holds values a template cannot have:\n"
+        r"  milestones\[1\]\.p50_days: found -5\.0, expected a finite number of days, 0 or more.*"
+        r"Fix: change templates with salesproc\.edit"
+    )):
+        plan_backwards(bad, target_date="2024-03-01", as_of=AS_OF, n_simulations=1000)
+    p = plan_backwards(t, target_date="2024-03-01", as_of=AS_OF, n_simulations=1000)  # the checked one plans
+    assert p.item("Proposal") is not None

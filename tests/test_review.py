@@ -451,3 +451,17 @@ def test_html_escapes_names_from_the_data(synth):
     assert "<b>HTML</b>" not in html and "P-&lt;b&gt;HTML&lt;/b&gt;" in html
     deal_html = r["P-<b>HTML</b>"]._repr_html_()
     assert "<b>HTML</b>" not in deal_html
+
+
+def test_a_template_changed_past_its_checks_is_refused(synth):
+    from salesproc.errors import TemplateError
+
+    h, truth, t = synth
+    m = t.milestones[0]
+    ev = m.evidence.model_copy(update={"skipped_share": 1.7})
+    bad = t.model_copy(update={"milestones": [m.model_copy(update={"evidence": ev}), *t.milestones[1:]]})
+    with pytest.raises(TemplateError, match=(
+        r"The 'template' parameter of review_deals holds values a template cannot have:\n"
+        r"  milestones\[0\]\.evidence\.skipped_share: found 1\.7, expected a share or probability between 0 and 1"
+    )):
+        review_deals(h, bad, as_of=truth.as_of)

@@ -15,6 +15,7 @@ from salesproc.template._template import (
     Milestone,
     MilestoneEvidence,
     ProcessTemplate,
+    Rate,
     diff_templates,
     load_template,
     save_template,
@@ -131,3 +132,87 @@ def test_implied_dependencies_follow_order_and_activities() -> None:
     assert ("Qualify", "Proposal") in deps and ("Proposal", "Negotiation") in deps
     assert ("Reference call", "Negotiation") in deps
     assert not any(d[0] == "Newsletter" for d in deps)
+
+
+# --- values a hand edit may break (issue 17) --------------------------------------------------------------
+
+
+def _line(text: str, needle: str) -> int:
+    return next(i for i, x in enumerate(text.splitlines(), 1) if needle in x)
+
+
+@pytest.mark.parametrize("typed", [".inf", "-5", ".nan", "-.inf"])
+def test_a_hand_typed_duration_must_be_finite_days(typed: str) -> None:
+    bad = _template().to_yaml().replace("p50_days: 10.0", f"p50_days: {typed}")
+    found = {".inf": "inf", "-5": "-5", ".nan": "nan", "-.inf": "-inf"}[typed]
+    with pytest.raises(TemplateError, match=(
+        rf"x\.yaml: invalid template:\n  line {_line(bad, 'p50_days: ' + typed)}, milestones\[1\]\.p50_days: "
+        rf"found {found}, expected a finite number of days, 0 or more\. Fix: type how many days"
+    )):
+        template_from_yaml(bad, source="x.yaml")
+
+
+def test_p80_must_be_at_least_p50() -> None:
+    bad = _template().to_yaml().replace("p80_days: 20.0", "p80_days: 4.0")
+    with pytest.raises(TemplateError, match=(
+        rf"line {_line(bad, 'p80_days: 4.0')}, milestones\[1\]\.p80_days: found 4\.0, expected at least "
+        r"p50_days \(10\).*Fix: raise p80_days or lower p50_days"
+    )):
+        template_from_yaml(bad, source="x.yaml")
+
+
+@pytest.mark.parametrize(
+    ("edit", "path", "expected"),
+    [
+        (("reached_share: 0.0", "reached_share: 1.5"), r"milestones\[0\]\.evidence\.reached_share: found 1\.5",
+         "a share or probability between 0 and 1"),
+        (("reached: 0", "reached: -3"), r"milestones\[0\]\.evidence\.reached: found -3", "a whole number, 0 or more"),
+        (("reached: 0", "reached: 2.5"), r"milestones\[0\]\.evidence\.reached: found 2\.5", "valid integer"),
+        (("success_with: 0.7", "success_with: .nan"), r"activities\[0\]\.evidence\.success_with: found nan",
+         "between 0 and 1"),
+        (("risk_difference: 0.25", "risk_difference: 1.25"), r"activities\[0\]\.evidence\.risk_difference",
+         "between -1 and 1"),
+        (("n_with: 150", "n_with: -150"), r"activities\[0\]\.evidence\.n_with: found -150", "0 or more"),
+        (("p50: 5.0", "p50: -1.0"), r"milestones\[0\]\.evidence\.duration\.p50: found -1\.0", "finite number of days"),
+        (("p80: 9.0", "p80: 1.0"), r"milestones\[0\]\.evidence\.duration\.p80: found 1\.0", "at least p50"),
+    ],
+)
+def test_evidence_values_are_checked_on_load(edit: tuple[str, str], path: str, expected: str) -> None:
+    text = _template().to_yaml()
+    assert edit[0] in text
+    bad = text.replace(edit[0], edit[1], 1)
+    with pytest.raises(TemplateError, match=rf"line {_line(bad, edit[1])}, {path}.*{expected}"):
+        template_from_yaml(bad, source="x.yaml")
+
+
+def test_quantiles_never_decrease_and_unknown_ones_come_last() -> None:
+    with pytest.raises(ValueError, match=r"quantiles\n.*15% quantile \(2\) is under the 10% one \(3\)"):
+        Duration(quantiles=[1.0, 3.0, 2.0])
+    with pytest.raises(ValueError, match="unknown \\(null\\) quantiles only at the end"):
+        Duration(quantiles=[1.0, None, 2.0])
+    with pytest.raises(ValueError, match="at most 19 quantiles"):
+        Duration(quantiles=[1.0] * 20)
+    assert Duration(quantiles=[1.0, 1.0, 4.0, None, None]).quantiles == [1.0, 1.0, 4.0, None, None]
+
+
+def test_the_same_checks_apply_to_templates_built_in_python() -> None:
+    with pytest.raises(ValueError, match=r"p50_days\n  Value error, expected a finite number of days"):
+        Milestone(name="Qualify", order=1, p50_days=-5)
+    with pytest.raises(ValueError, match="p80_days"):
+        Milestone(name="Qualify", order=1, p50_days=10, p80_days=float("inf"))
+    with pytest.raises(ValueError, match=r"n\n  Value error, expected n at least k \(5\)"):
+        Rate(k=5, n=3, rate=0.5, low=0.2, high=0.8)
+    with pytest.raises(ValueError, match="not true/false"):
+        Duration(n=True)
+    with pytest.raises(ValueError, match="0 or more"):
+        ProcessTemplate(directly_follows={"Qualify": {"Proposal": -1}})
+    with pytest.raises(ValueError, match="0 or more"):
+        Activity(name="Demo", due_days_before=-2)
+
+
+def test_derived_templates_pass_the_checks() -> None:
+    import salesproc
+
+    h, truth = salesproc.synthetic_history(400, seed=3)
+    t = salesproc.derive_template(h, as_of=truth.as_of)
+    assert template_from_yaml(t.to_yaml()) == t

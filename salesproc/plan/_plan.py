@@ -48,7 +48,7 @@ from salesproc._io import atomic_write_bytes, atomic_write_text
 from salesproc.errors import PlanError
 from salesproc.history._history import History, _ts
 from salesproc.plan._simulate import SimResult, StageModel, simulate, stage_from_history, stage_from_template
-from salesproc.template._template import Dependency, Milestone, ProcessTemplate
+from salesproc.template._template import Dependency, Milestone, ProcessTemplate, check_template
 
 __all__ = ["Goal", "Plan", "PlanItem", "plan_backwards", "plot_plan"]
 
@@ -482,6 +482,7 @@ def _check_arguments(template: Any, *, n_simulations: Any, seed: Any, as_of: Any
             "The 'template' parameter of plan_backwards must be a ProcessTemplate. "
             f"Got {type(template).__name__} instead. Fix: salesproc.load_template(path) or derive_template(history)."
         )
+    check_template(template, where="plan_backwards")
     if not template.milestones:
         raise PlanError("The template has no milestones to plan. Fix: derive it from a history with milestones.")
     if isinstance(n_simulations, bool) or not isinstance(n_simulations, (int, np.integer)) or n_simulations < 100:

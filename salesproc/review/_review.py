@@ -64,7 +64,7 @@ from salesproc.review._positions import (
     State,
     training_snapshots,
 )
-from salesproc.template._template import ProcessTemplate
+from salesproc.template._template import ProcessTemplate, check_template
 
 __all__ = [
     "Action",
@@ -682,6 +682,7 @@ def _check_inputs(
             f"The 'template' parameter of review_deals must be a ProcessTemplate. Got {type(template).__name__} "
             "instead. Fix: salesproc.derive_template(history) or salesproc.load_template(path)."
         )
+    check_template(template, where="review_deals")
     if as_of is None:
         raise ValueError("The 'as_of' parameter of review_deals must be a date. Got None instead.")
     t = _ts(as_of, "as_of")

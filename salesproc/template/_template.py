@@ -13,15 +13,26 @@ records what the new data would have changed as ``proposals``.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from salesproc._io import atomic_write_text, next_version_path
 from salesproc.errors import OverwriteError, TemplateError
@@ -50,14 +61,111 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
+# --- value checks ----------------------------------------------------------------------------------
+# A hand-edited template is read back through these: a duration of ``.inf``, ``-5`` or ``.nan`` would
+# otherwise flow into plans and reviews as if it were data. The messages are completed by the loader
+# with the key path, the line and the value found.
+
+N_QUANTILES = 19  # the Kaplan-Meier quantiles kept per duration: 5%, 10%, ..., 95%
+
+
+def _days(x: float) -> float:
+    if not (math.isfinite(x) and x >= 0):
+        raise ValueError(
+            "expected a finite number of days, 0 or more. "
+            "Fix: type how many days it usually takes (or null if unknown)"
+        )
+    return x
+
+
+def _share(x: float) -> float:
+    if not (math.isfinite(x) and 0.0 <= x <= 1.0):
+        raise ValueError(
+            "expected a share or probability between 0 and 1. "
+            "Fix: write it as a fraction (0.25 for 25%), or derive the template again"
+        )
+    return x
+
+
+def _effect(x: float) -> float:
+    if not (math.isfinite(x) and -1.0 <= x <= 1.0):
+        raise ValueError(
+            "expected a difference of two shares, between -1 and 1. Fix: derive the template again"
+        )
+    return x
+
+
+def _whole(x: object) -> object:
+    if isinstance(x, bool):
+        raise ValueError("expected a whole number, 0 or more, not true/false. Fix: write the count")
+    return x
+
+
+def _count(x: int) -> int:
+    if x < 0:
+        raise ValueError("expected a whole number, 0 or more. Fix: write the count (derive again if unsure)")
+    return x
+
+
+Days = Annotated[float, AfterValidator(_days)]
+"""A finite number of days, 0 or more."""
+Share = Annotated[float, AfterValidator(_share)]
+"""A share or probability in [0, 1]."""
+Effect = Annotated[float, AfterValidator(_effect)]
+"""A risk difference in [-1, 1]."""
+Count = Annotated[int, BeforeValidator(_whole), AfterValidator(_count)]
+"""A non-negative whole number."""
+
+
+def _not_below(value: float | None, info: ValidationInfo, lower: str) -> float | None:
+    """``value`` unless it is under the field ``lower`` validated before it (a p80 under its p50)."""
+    low = info.data.get(lower)
+    if value is not None and low is not None and value < low:
+        raise ValueError(
+            f"expected at least {lower} ({low:g}): 80% of cases cannot finish sooner than half of them. "
+            f"Fix: raise {info.field_name} or lower {lower}"
+        )
+    return value
+
+
+def _non_decreasing(qs: list[float | None]) -> list[float | None]:
+    """Quantiles at 5%, 10%, ..., 95%: at most 19, each at least the one before; unknown only at the end."""
+    if len(qs) > N_QUANTILES:
+        raise ValueError(
+            f"expected at most {N_QUANTILES} quantiles (5%, 10%, ..., 95%), found {len(qs)}. "
+            "Fix: derive the template again rather than editing its evidence"
+        )
+    known = [q for q in qs if q is not None]
+    if qs[: len(known)] != known:
+        raise ValueError(
+            "expected the unknown (null) quantiles only at the end, after those the data reach. "
+            "Fix: derive the template again rather than editing its evidence"
+        )
+    for i, (a, b) in enumerate(itertools.pairwise(known)):
+        if b < a:
+            raise ValueError(
+                f"expected quantiles that never decrease; the {5 * (i + 2)}% quantile ({b:g}) is under the "
+                f"{5 * (i + 1)}% one ({a:g}). Fix: derive the template again rather than editing its evidence"
+            )
+    return qs
+
+
 class Rate(_Model):
     """A proportion with its interval: ``k`` of ``n``, ``rate`` = k/n, Wilson 95% interval."""
 
-    k: int
-    n: int
-    rate: float | None
-    low: float | None
-    high: float | None
+    k: Count
+    n: Count
+    rate: Share | None
+    low: Share | None
+    high: Share | None
+
+    @field_validator("n")
+    @classmethod
+    def _k_of_n(cls, n: int, info: ValidationInfo) -> int:
+        k = info.data.get("k")
+        if k is not None and k > n:
+            raise ValueError(f"expected n at least k ({k}): k counts cases among n. Fix: derive the template again")
+        return n
 
     def __str__(self) -> str:
         if self.rate is None or self.low is None or self.high is None:
@@ -74,26 +182,36 @@ class Duration(_Model):
     ``quantiles`` are the KM quantiles at 5%, 10%, ..., 95% (for simulation).
     """
 
-    p50: float | None = None
-    p80: float | None = None
-    p50_ci: tuple[float | None, float | None] = (None, None)
-    p80_ci: tuple[float | None, float | None] = (None, None)
-    n: int = 0
-    events: int = 0
-    censored: int = 0
-    naive_p50: float | None = None
-    naive_p80: float | None = None
-    by_outcome: dict[str, float | None] = Field(default_factory=dict)
-    quantiles: list[float | None] = Field(default_factory=list)
+    p50: Days | None = None
+    p80: Days | None = None
+    p50_ci: tuple[Days | None, Days | None] = (None, None)
+    p80_ci: tuple[Days | None, Days | None] = (None, None)
+    n: Count = 0
+    events: Count = 0
+    censored: Count = 0
+    naive_p50: Days | None = None
+    naive_p80: Days | None = None
+    by_outcome: dict[str, Days | None] = Field(default_factory=dict)
+    quantiles: Annotated[list[Days | None], AfterValidator(_non_decreasing)] = Field(default_factory=list)
+
+    @field_validator("p80")
+    @classmethod
+    def _p80_after_p50(cls, v: float | None, info: ValidationInfo) -> float | None:
+        return _not_below(v, info, "p50")
+
+    @field_validator("naive_p80")
+    @classmethod
+    def _naive_p80_after_p50(cls, v: float | None, info: ValidationInfo) -> float | None:
+        return _not_below(v, info, "naive_p50")
 
 
 class MilestoneEvidence(_Model):
     """What the history says about one milestone."""
 
-    reached: int = 0
-    reached_share: float = 0.0
-    skipped_share: float = 0.0
-    revisited_share: float = 0.0
+    reached: Count = 0
+    reached_share: Share = 0.0
+    skipped_share: Share = 0.0
+    revisited_share: Share = 0.0
     to_next: Rate | None = None
     to_success: Rate | None = None
     success_if_furthest: Rate | None = None
@@ -111,11 +229,16 @@ class Milestone(_Model):
     order: int
     exit_criteria: list[str] = Field(default_factory=list)
     owner_role: str | None = None
-    p50_days: float | None = None
-    p80_days: float | None = None
+    p50_days: Days | None = None
+    p80_days: Days | None = None
     evidence: MilestoneEvidence = Field(default_factory=MilestoneEvidence)
     aliases: list[str] = Field(default_factory=list)
     edited: list[str] = Field(default_factory=list)
+
+    @field_validator("p80_days")
+    @classmethod
+    def _p80_after_p50(cls, v: float | None, info: ValidationInfo) -> float | None:
+        return _not_below(v, info, "p50_days")
 
 
 class ActivityEvidence(_Model):
@@ -127,16 +250,16 @@ class ActivityEvidence(_Model):
     """
 
     milestone: str
-    n: int
-    n_with: int
-    n_without: int
-    success_with: float | None
-    success_without: float | None
-    risk_difference: float | None
-    ci: tuple[float | None, float | None] = (None, None)
-    p: float | None = None
-    q: float | None = None
-    q_age_adjusted: float | None = None
+    n: Count
+    n_with: Count
+    n_without: Count
+    success_with: Share | None
+    success_without: Share | None
+    risk_difference: Effect | None
+    ci: tuple[Effect | None, Effect | None] = (None, None)
+    p: Share | None = None
+    q: Share | None = None
+    q_age_adjusted: Share | None = None
 
 
 class Activity(_Model):
@@ -149,7 +272,7 @@ class Activity(_Model):
 
     name: str
     milestone: str | None = None
-    due_days_before: float | None = None
+    due_days_before: Days | None = None
     owner_role: str | None = None
     critical: bool = False
     requirement: Literal["required", "recommended", "warning", "none"] = "none"
@@ -173,9 +296,9 @@ class Provenance(_Model):
     first_event: str | None = None
     last_event: str | None = None
     as_of: str | None = None
-    cases: int = 0
-    closed_cases: int = 0
-    events: int = 0
+    cases: Count = 0
+    closed_cases: Count = 0
+    events: Count = 0
     salesproc_version: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -213,7 +336,7 @@ class ProcessTemplate(_Model):
     cycle_time: Duration | None = None
     caveats: list[str] = Field(default_factory=list)
     proposals: list[Proposal] = Field(default_factory=list)
-    directly_follows: dict[str, dict[str, int]] = Field(default_factory=dict)
+    directly_follows: dict[str, dict[str, Count]] = Field(default_factory=dict)
     provenance: Provenance = Field(default_factory=Provenance)
 
     @model_validator(mode="after")
@@ -459,17 +582,57 @@ def template_from_yaml(text: str, *, source: str = "<yaml>") -> ProcessTemplate:
     try:
         tpl = ProcessTemplate.model_validate(data)
     except ValidationError as exc:
-        msgs = []
-        for err in exc.errors():
-            loc = [x for x in err["loc"] if x not in ("function-after",)]
-            path = _loc_path(loc)
-            line_no = _line_of(node, loc)
-            where = f"line {line_no}, " if line_no else ""
-            got = err.get("input")
-            got_s = "" if isinstance(got, (dict, list)) else f" (found {got!r})"
-            msgs.append(f"{where}{path or '<top>'}: {err['msg']}{got_s}")
-        raise TemplateError(f"{source}: invalid template:\n  " + "\n  ".join(msgs)) from None
+        msgs = [_error_line(node, err) for err in exc.errors()]
+        raise TemplateError(
+            f"{source}: invalid template:\n  " + "\n  ".join(dict.fromkeys(msgs)) + "\n"
+            f"Fix: correct the values above in {source} (if numbers under 'evidence' were edited, "
+            "derive the template again instead: they are the data's)."
+        ) from None
     return _mark_hand_edits(tpl)
+
+
+def _error_line(node: Any, err: Any) -> str:
+    """One validation error as ``line N, key.path: found X, expected ...``."""
+    loc = [x for x in err["loc"] if x not in ("function-after", "function-before")]
+    path = _loc_path(loc)
+    line_no = _line_of(node, loc)
+    where = f"line {line_no}, " if line_no else ""
+    got = err.get("input")
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    found = "" if isinstance(got, (dict, list)) else f"found {got!r}, "
+    return f"{where}{path or '<top>'}: {found}{msg[:1].lower()}{msg[1:]}"
+
+
+def check_template(template: ProcessTemplate, *, where: str) -> ProcessTemplate:
+    """``template``, once its values are checked again, whole.
+
+    ``model_copy(update=...)`` skips pydantic's checks, so a template changed that way may hold what
+    :class:`ProcessTemplate` refuses (a negative or infinite duration, a share above 1). Planning and
+    reviewing call this before they trust the numbers.
+
+    Examples
+    --------
+    >>> from salesproc.template import Milestone, ProcessTemplate
+    >>> t = ProcessTemplate(milestones=[Milestone(name="Qualify", order=1, p50_days=5.0)])
+    >>> bad = t.model_copy(update={"milestones": [t.milestones[0].model_copy(update={"p50_days": -5.0})]})
+    >>> check_template(bad, where="plan_backwards")
+    Traceback (most recent call last):
+    ...
+    salesproc.errors.TemplateError: The 'template' parameter of plan_backwards holds values a template cannot have:
+      milestones[0].p50_days: found -5.0, expected a finite number of days, 0 or more. Fix: type how many days it usually takes (or null if unknown)
+    Fix: change templates with salesproc.edit (set_milestone...) or build the parts with their constructors (Milestone(...)), which check each value; model_copy(update=...) does not.
+    """
+    try:
+        ProcessTemplate.model_validate(template.model_dump())
+    except ValidationError as exc:
+        msgs = [_error_line(None, err) for err in exc.errors()]
+        raise TemplateError(
+            f"The 'template' parameter of {where} holds values a template cannot have:\n  "
+            + "\n  ".join(dict.fromkeys(msgs)) + "\n"
+            "Fix: change templates with salesproc.edit (set_milestone...) or build the parts with their "
+            "constructors (Milestone(...)), which check each value; model_copy(update=...) does not."
+        ) from None
+    return template
 
 
 def _loc_path(loc: Sequence[Any]) -> str:
