@@ -7,7 +7,10 @@ hands them a :class:`~salesproc.load.LoadOptions`; ``load_history(path, options=
 validated history.
 
 Errors from salesproc print as one line on stderr (``error: ...``) and exit with code 2; the
-message names file, row, column and value and says how to fix it. No traceback is shown.
+message names file, row, column and value and says how to fix it. No traceback is shown: an
+exception salesproc did not foresee prints as one line too, with exit code 1
+(``SALESPROC_TRACEBACK=1`` shows its traceback). Everything printed goes through one helper,
+``_echo``, that shows control characters and bidi overrides from the data escaped (``\\x1b``).
 """
 
 from __future__ import annotations
@@ -33,13 +36,96 @@ EXIT_SALESPROC_ERROR = 2
 EXIT_UNEXPECTED = 1
 
 
+# --- what reaches the terminal -------------------------------------------------------------------
+# Data (deal ids, stage names, file names, values) can hold terminal escape sequences, other C0/C1
+# control characters, bidi overrides and lone surrogates; printed raw they recolour, rewrite or
+# reorder what the terminal shows. Every line this module prints goes through _echo, which shows
+# them as Python-style escapes (\x1b, \u202e); values put into a line go through `shown` first.
+
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_UNSAFE_IN_TEXT = re.compile("(?!\n)" + _UNSAFE.pattern)
+
+
+_NAMED_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(m: re.Match[str]) -> str:
+    char = m.group()
+    code = ord(char)
+    return _NAMED_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def shown(value: object) -> str:
+    r"""``value`` as text safe to print: control characters, bidi overrides and lone surrogates escaped.
+
+    Examples
+    --------
+    >>> print(shown("D1\x1b[31m\u202e"))
+    D1\x1b[31m\u202e
+    >>> print(shown("line\nbreak\tand Müller"))
+    line\nbreak\tand Müller
+    """
+    return _UNSAFE.sub(_escape, str(value))
+
+
+def _shown_cut(value: object, width: int) -> str:
+    r""":func:`shown`, cut to at most ``width`` characters without splitting an escape.
+
+    >>> print(_shown_cut("D\x1b[31m1", 4) + "|" + _shown_cut("D\x1b[31m1", 5))
+    D|D\x1b
+    """
+    out, used = [], 0
+    for char in str(value):
+        piece = shown(char)
+        if used + len(piece) > width:
+            break
+        out.append(piece)
+        used += len(piece)
+    return "".join(out)
+
+
+def _shown_text(text: str) -> str:
+    """Lines of text made safe like :func:`shown`, keeping their line breaks."""
+    return _UNSAFE_IN_TEXT.sub(_escape, text)
+
+
+def _echo(text: object = "", *, err: bool = False) -> None:
+    """Print one or more lines; the single way this module writes to the terminal."""
+    click.echo(_shown_text(str(text)), err=err)
+
+
+def _json_text(obj: Any) -> str:
+    """JSON for the terminal: the characters :func:`shown` escapes become JSON ``\\uXXXX`` escapes,
+    so the text stays valid JSON that reads back to the same values."""
+    return _UNSAFE_IN_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def _shown_counts(counts: Mapping[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for k, v in counts.items():
+        key = shown(k)
+        out[ascii(k) if key in out else key] = v  # two names that print alike stay two lines
+    return out
+
+
+def _shown_summary(summary: HistorySummary) -> HistorySummary:
+    """The summary with its file name, event names, skip reasons and notes made safe to print."""
+    import dataclasses
+
+    return dataclasses.replace(
+        summary, source=shown(summary.source), milestones=_shown_counts(summary.milestones),
+        activities=_shown_counts(summary.activities), skipped=_shown_counts(summary.skipped),
+        notes=tuple(shown(n) for n in summary.notes),
+    )
+
+
 class SalesprocCliError(click.ClickException):
     """A salesproc error shown the command-line way: one clean line, exit code 2."""
 
     exit_code = EXIT_SALESPROC_ERROR
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"error: {self.format_message()}", file=file or sys.stderr)
+        click.echo(f"error: {shown(self.format_message())}", file=file or sys.stderr)
 
 
 class UnexpectedCliError(SalesprocCliError):
@@ -61,7 +147,11 @@ class SalesprocGroup(click.Group):
             return super().invoke(ctx)
         except SalesprocError as exc:
             raise SalesprocCliError(cli_hint(" ".join(str(exc).split()))) from None
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except click.exceptions.ClickException as exc:
+            # click's usage errors can quote what was typed ("unexpected extra argument (...)")
+            setattr(exc, "message", _shown_text(exc.message))  # noqa: B010 - click types it Final
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:
             import os
@@ -365,9 +455,9 @@ def history_options(func: F) -> F:
 
 def _echo_summary(summary: HistorySummary, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
+        _echo(_json_text(summary.to_dict()))
     else:
-        click.echo(str(summary))
+        _echo(str(_shown_summary(summary)))
 
 
 @main.command()
@@ -420,34 +510,34 @@ def demo(output: str, workers: int, no_progress: bool, as_json: bool) -> None:
 
     summary = load_sample_deals().summary()
     if not as_json:
-        click.echo(str(summary))
-        click.echo("")
+        _echo(str(_shown_summary(summary)))
+        _echo("")
     run = run_demo(output, workers=workers, progress=not no_progress and not as_json,
-                   echo=(lambda s: None) if as_json else click.echo)
+                   echo=(lambda s: None) if as_json else _echo)
 
     def show(p: Path) -> str:
         rel = os.path.relpath(p)
-        return rel if not rel.startswith("..") else str(p)
+        return shown(rel if not rel.startswith("..") else str(p))
 
     if as_json:
-        click.echo(json.dumps({**summary.to_dict(), "run_dir": str(run.run_dir), "index": str(run.index),
-                               "deal_reports": run.deals,
-                               "files": {k: str(v) for k, v in run.files.items()}}, indent=2, ensure_ascii=False))
+        _echo(_json_text({**summary.to_dict(), "run_dir": str(run.run_dir), "index": str(run.index),
+                          "deal_reports": run.deals, "files": {k: str(v) for k, v in run.files.items()}}))
         return
     f = run.files
     rows = [("pipeline review", f"{show(run.index)}  ({run.deals} deal reviews in deals/)"),
             ("our process, 1 page", show(f["process.html"])),
             ("milestone checklist", show(f["checklist.html"]))]
     if "plan.html" in f:
-        rows.append((f"close plan, {run.plan_case}", f"{show(f['plan.html'])}  (calendar: {Path(f['plan.ics']).name})"))
+        rows.append((f"close plan, {shown(run.plan_case)}",
+                     f"{show(f['plan.html'])}  (calendar: {shown(Path(f['plan.ics']).name)})"))
     rows.append(("process template", f"{show(f['process.yaml'])}  (edit it, then: salesproc review -t "
                                      f"{show(f['process.yaml'])} --history <your deals> -o reports)"))
     width = max(len(label) for label, _ in rows) + 2
-    click.echo("")
-    click.echo(f"Reports are in {show(run.run_dir)}/ - start here:")
+    _echo("")
+    _echo(f"Reports are in {show(run.run_dir)}/ - start here:")
     for label, where in rows:
-        click.echo(f"  {(label + ':').ljust(width)}{where}")
-    click.echo("Markdown versions (.md) sit beside each HTML report; pipeline.csv is safe to open in a spreadsheet.")
+        _echo(f"  {(label + ':').ljust(width)}{where}")
+    _echo("Markdown versions (.md) sit beside each HTML report; pipeline.csv is safe to open in a spreadsheet.")
 
 
 def _no_milestones_on_the_command_line(exc: NoMilestonesError, rule: object) -> NoMilestonesError:
@@ -500,19 +590,19 @@ def derive(path: str, load: LoadOptions, output: str, as_of: str | None, name: s
     except NoMilestonesError as exc:
         raise _no_milestones_on_the_command_line(exc, load.milestones) from None
     written = save_template(tpl, output, overwrite=overwrite)
-    click.echo(repr(tpl))
+    _echo(shown(repr(tpl)))
     for m in sorted(tpl.milestones, key=lambda m: m.order):
         p50 = "-" if m.p50_days is None else f"{m.p50_days:.1f}"
         p80 = "-" if m.p80_days is None else f"{m.p80_days:.1f}"
-        click.echo(f"  {m.order:>2}. {m.name}  (p50 {p50} d, p80 {p80} d, reached by {m.evidence.reached:,})")
+        _echo(f"  {m.order:>2}. {shown(m.name)}  (p50 {p50} d, p80 {p80} d, reached by {m.evidence.reached:,})")
     for a in tpl.activities:
         if a.requirement != "none":
-            click.echo(f"  {a.requirement:<11} {a.name} (by {a.milestone})")
+            _echo(f"  {a.requirement:<11} {shown(a.name)} (by {shown(a.milestone)})")
     for c in tpl.caveats:
-        click.echo(f"  caveat: {c}")
+        _echo(f"  caveat: {shown(c)}")
     for pr in tpl.proposals:
-        click.echo(f"  proposal: {pr.item}.{pr.field}: {pr.current!r} -> {pr.proposed!r} (kept yours)")
-    click.echo(f"saved {written}")
+        _echo(f"  proposal: {shown(pr.item)}.{pr.field}: {shown(repr(pr.current))} -> {shown(repr(pr.proposed))} (kept yours)")
+    _echo(f"saved {shown(written)}")
 
 
 @main.command()
@@ -525,9 +615,9 @@ def diff(a: str, b: str, as_json: bool) -> None:
 
     d = diff_templates(load_template(a), load_template(b))
     if as_json:
-        click.echo(json.dumps([c.__dict__ for c in d], indent=2, ensure_ascii=False))
+        _echo(_json_text([c.__dict__ for c in d]))
     else:
-        click.echo(str(d))
+        _echo(str(d))
 
 
 # --- plan (issue 4) ------------------------------------------------------------------------------
@@ -603,14 +693,14 @@ def plan(template_path: str, target_date: str, history_path: str | None, case_id
     goal = Goal(target_date, success=success, measure=measure, seller_owner=seller_owner, buyer_owner=buyer_owner)
     result = plan_backwards(tpl, as_of=as_of, case=case_id, history=history, goal=goal, seed=seed,
                             owners=_parse_owners(owners), n_simulations=simulations)
-    click.echo(repr(result))
-    click.echo(result.message)
+    _echo(shown(repr(result)))
+    _echo(shown(result.message))
     for label, names in (("overdue", result.overdue), ("this week", result.this_week),
                          ("next two weeks", result.next_two_weeks)):
         for name in names:
             it = result.item(name)
-            who = f" ({it.owner})" if it.owner else ""
-            click.echo(f"  {label}: {name} by {it.latest_p80:%Y-%m-%d}{who}")
+            who = f" ({shown(it.owner)})" if it.owner else ""
+            _echo(f"  {label}: {shown(name)} by {it.latest_p80:%Y-%m-%d}{who}")
     folder = Path(output)
     stem = f"plan-{slug(case_id or tpl.name)}-{goal.target_date:%Y-%m-%d}"
     writers = {
@@ -622,7 +712,7 @@ def plan(template_path: str, target_date: str, history_path: str | None, case_id
     for fmt in formats or ("md", "html", "csv", "ics"):
         path = folder / f"{stem}.{fmt}"
         writers[fmt](path)
-        click.echo(f"saved {path}")
+        _echo(f"saved {shown(path)}")
 
 
 # --- review (issue 5) ----------------------------------------------------------------------------
@@ -635,12 +725,12 @@ def _review_rows(frame: Any, top: int) -> list[str]:
     lines = [f"{'#':>4}  {'deal':<12} {'milestone':<14} {'days':>5}  {'p [95% interval]':<17} {'amount':>10}  flags / next action"]
     for r in frame.head(top).to_dict("records"):
         amount = "" if r["amount"] != r["amount"] else f"{r['amount']:,.0f}"
-        ms = r["milestone"] if isinstance(r["milestone"], str) else "-"
+        ms = _shown_cut(r["milestone"], 14) if isinstance(r["milestone"], str) else "-"
         p = f"{r['probability']:.0%} [{r['probability_low']:.0%}, {r['probability_high']:.0%}]"
-        what = r["flags"] or ""
+        what = shown(r["flags"] or "")
         if isinstance(r["next_action"], str):
-            what += ("; " if what else "") + f"next: {r['next_action']}"
-        lines.append(f"{int(r['rank']):>4}  {str(r['case_id'])[:12]:<12} {ms[:14]:<14} "
+            what += ("; " if what else "") + f"next: {shown(r['next_action'])}"
+        lines.append(f"{int(r['rank']):>4}  {_shown_cut(r['case_id'], 12):<12} {ms:<14} "
                      f"{r['days_in_milestone']:>5.0f}  {p:<17} {amount:>10}  {what}")
     return lines
 
@@ -696,17 +786,17 @@ def review(template_path: str, history_path: str, as_of: str | None, output: str
         as_of = _default_as_of(history).isoformat()
     result = review_deals(history, tpl, as_of=as_of)
     frame = result.to_frame()
-    click.echo(repr(result))
+    _echo(shown(repr(result)))
     for c in result.caveats:
-        click.echo(f"  caveat: {c}")
+        _echo(f"  caveat: {shown(c)}")
     s = result.summary()
     counts = ", ".join(f"{k.replace('_', ' ')} {s[k]:,}" for k in
                        ("stalled", "slipping", "missing_critical", "single_threaded", "regressed", "close_date_pushed"))
-    click.echo(f"  flags: {counts}")
+    _echo(f"  flags: {counts}")
     for line in _review_rows(frame, top):
-        click.echo(line)
+        _echo(line)
     if len(frame) > top:
-        click.echo(f"  ... {len(frame) - top:,} more (use --top or -o)")
+        _echo(f"  ... {len(frame) - top:,} more (use --top or -o)")
     if output is not None:
         path = Path(output) / f"pipeline-review-{result.as_of:%Y-%m-%d}.csv"
         if not overwrite:
@@ -719,13 +809,13 @@ def review(template_path: str, history_path: str, as_of: str | None, output: str
                 )
         path.parent.mkdir(parents=True, exist_ok=True)
         written = atomic_write_text(path, safe.to_csv(index=False), overwrite=overwrite)
-        click.echo(f"saved {written}")
+        _echo(f"saved {shown(written)}")
         if not no_reports:
             from salesproc.render._render import render_batch
 
             run = render_batch(result, output, formats=formats or ("html",), overwrite=overwrite,
                                progress=not no_progress, workers=workers, template_dir=report_templates)
-            click.echo(f"reports: {run.index} ({len(run):,} deal reports in {run.run_dir / 'deals'}, "
+            _echo(f"reports: {shown(run.index)} ({len(run):,} deal reports in {shown(run.run_dir / 'deals')}, "
                        f"{run.seconds:.1f} s)")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
@@ -211,3 +212,100 @@ def test_a_preset_key_without_its_preset_says_which_presets_read_it(result_colum
 def test_status_is_pointed_to_outcome(result_column: Path) -> None:
     err = clean_error(run("info", str(result_column), "-m", "status=Result"))
     assert "the status is worked out from the outcome: map your column to 'outcome'" in err
+
+
+# --- 3. terminal escape sequences from the data ----------------------------------------------------
+
+EVIL_ID = "D\x1b[31m1\u202e"
+EVIL_STAGE = "Qual\x1b[31mify\u202e"
+RAW = ("\x1b", "\u202e", "\x9b")
+
+
+def _evil_log(path: Path) -> Path:
+    """30 deals (6 open) whose first id and first stage carry ESC and a right-to-left override."""
+    rows = ["case_id,name,timestamp,type,outcome,amount"]
+    for i in range(30):
+        cid = EVIL_ID if i == 0 else f"D{i:02d}"
+        out = "open" if i < 6 else ("won" if i % 2 else "lost")
+        rows.append(f"{cid},{EVIL_STAGE},2024-01-{1 + i:02d},milestone,{out},1000")
+        rows.append(f"{cid},Call\x9b,2024-02-{i % 28 + 1:02d},activity,{out},1000")
+        if out != "open" or i % 2:
+            rows.append(f"{cid},Proposal,2024-03-{i % 28 + 1:02d},milestone,{out},1000")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def colour_run(*args: str) -> Result:
+    """Like a terminal: click would pass escape sequences through rather than strip them."""
+    return CliRunner().invoke(main, list(args), color=True)
+
+
+def no_raw_controls(text: str) -> None:
+    for char in RAW:
+        assert char not in text, f"{char!r} printed raw"
+
+
+def test_shown_escapes_c0_c1_and_bidi_and_keeps_the_rest() -> None:
+    from salesproc.cli import shown
+
+    assert shown(EVIL_ID) == "D\\x1b[31m1\\u202e"
+    assert shown("a\x00b\x7fc\x85d\u2066e\u200ff\udcffg\r\n\t") == "a\\x00b\\x7fc\\x85d\\u2066e\\u200ff\\udcffg\\r\\n\\t"
+    assert shown("Müller – 東京 ✓") == "Müller – 東京 ✓"
+
+
+def test_info_prints_names_escaped(tmp_path: Path) -> None:
+    r = colour_run("info", str(_evil_log(tmp_path / "evil.csv")))
+    assert r.exit_code == 0, r.output
+    no_raw_controls(r.output)
+    assert "Qual\\x1b[31mify\\u202e" in r.stdout and "Call\\x9b" in r.stdout
+
+
+def test_info_json_escapes_them_and_reads_back_the_same(tmp_path: Path) -> None:
+    import json
+
+    r = colour_run("info", str(_evil_log(tmp_path / "evil.csv")), "--json")
+    assert r.exit_code == 0, r.output
+    no_raw_controls(r.output)
+    data = json.loads(r.stdout)
+    assert data["milestones"][EVIL_STAGE] == 30 and data["activities"]["Call\x9b"] == 30
+
+
+def test_derive_and_review_print_ids_and_stages_escaped(tmp_path: Path) -> None:
+    log = _evil_log(tmp_path / "evil.csv")
+    d = colour_run("derive", str(log), "-o", str(tmp_path / "t.yaml"))
+    assert d.exit_code == 0, d.output
+    no_raw_controls(d.output)
+    assert "1. Qual\\x1b[31mify\\u202e  (p50" in d.stdout and "reached Qual\\x1b[31mify\\u202e" in d.stdout
+    r = colour_run("review", "-t", str(tmp_path / "t.yaml"), "--history", str(log))
+    assert r.exit_code == 0, r.output
+    no_raw_controls(r.output)
+    row = next(line for line in r.stdout.splitlines() if line.startswith("   1  "))
+    assert row.startswith("   1  D\\x1b[31m1   Qual\\x1b[31mif ")  # cut to the column, never inside an escape
+
+
+def test_errors_print_file_names_and_values_escaped(tmp_path: Path) -> None:
+    missing = tmp_path / "deals\x1b[2J\u202e.csv"
+    err = clean_error(colour_run("info", str(missing)))
+    no_raw_controls(err)
+    assert "deals\\x1b[2J\\u202e.csv" in err
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"case_id,name,timestamp\n{EVIL_ID},Qualify,not a date\n", encoding="utf-8")
+    no_raw_controls(clean_error(colour_run("info", str(bad))))
+
+
+def test_usage_errors_quote_what_was_typed_escaped(untyped: Path) -> None:
+    r = colour_run("info", str(untyped), "extra\x1b[31m")
+    assert r.exit_code == 2
+    no_raw_controls(r.output)
+    assert "extra\\x1b[31m" in r.stderr
+
+
+def test_demo_passes_its_lines_through_the_same_helper(tmp_path: Path) -> None:
+    def demo_that_prints_then_stops(*args: object, echo: Callable[[str], None], **kwargs: object) -> None:
+        echo("step \x1b[1m")
+        raise KeyError("stop")
+
+    with mock.patch("salesproc._demo.run_demo", side_effect=demo_that_prints_then_stops):
+        r = colour_run("demo", "-o", str(tmp_path), "--no-progress")
+    no_raw_controls(r.output)
+    assert "step \\x1b[1m" in r.stdout
