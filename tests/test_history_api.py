@@ -140,3 +140,45 @@ def test_select_needs_one_entry_per_case(history: History) -> None:
     with pytest.raises(ValueError, match=r"one entry per case \(4\)"):
         history.select(np.array([True, False]))
     assert ids(history.select(history.cases["outcome"].eq("won"))) == ["A"]
+
+
+# --- saving into an existing folder (issue 17) -------------------------------------------------------------
+
+
+def test_overwrite_replaces_only_the_saved_files(history: History, tmp_path) -> None:
+    folder = tmp_path / "history"
+    history.to_parquet(folder)
+    (folder / "notes.txt").write_text("call Pat on Monday")
+    (folder / "charts").mkdir()
+    smaller = history.filter(kind="deal")
+    assert smaller.to_parquet(folder, overwrite=True) == folder
+    assert (folder / "notes.txt").read_text() == "call Pat on Monday"
+    assert (folder / "charts").is_dir()
+    assert ids(History.read_parquet(folder)) == ["A", "B", "C"]
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary folder left behind
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_saved_history(history: History, tmp_path) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    (folder / "data.csv").write_text("a,b\n")
+    with pytest.raises(salesproc.errors.OverwriteError,
+                       match=r"project is not a history saved by History\.to_parquet: found data\.csv, notes\.txt, "
+                             r"expected events\.parquet.*Fix: choose a new or empty folder"):
+        history.to_parquet(folder, overwrite=True)
+    assert sorted(x.name for x in folder.iterdir()) == ["data.csv", "notes.txt"]
+    with pytest.raises(salesproc.errors.OverwriteError, match=r"exists\. Fix: .*overwrite=True"):
+        history.to_parquet(folder)
+    a_file = tmp_path / "history.parquet"
+    a_file.write_text("x")
+    with pytest.raises(salesproc.errors.OverwriteError, match=r"exists and is not a folder.*Fix: choose another path"):
+        history.to_parquet(a_file, overwrite=True)
+    assert a_file.read_text() == "x"
+
+
+def test_overwrite_into_an_empty_folder_saves_there(history: History, tmp_path) -> None:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    history.to_parquet(folder, overwrite=True)
+    assert sorted(x.name for x in folder.iterdir()) == ["cases.parquet", "events.parquet", "report.json"]

@@ -20,8 +20,12 @@ Reports convert to a display zone at the very end.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Mapping
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -43,6 +47,9 @@ from salesproc.history._schema import (
     STATUSES,
     TS_DTYPE,
 )
+
+#: The files :meth:`History.to_parquet` writes (and the only ones it replaces in a saved folder).
+SAVED_PARTS = ("cases.parquet", "events.parquet", "report.json")
 
 __all__ = [
     "CASE_COLUMNS",
@@ -419,18 +426,41 @@ class History:
     def to_parquet(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Save to a folder (``cases.parquet``, ``events.parquet``, ``report.json``), atomically.
 
+        A new folder appears complete or not at all. With ``overwrite=True`` an existing saved
+        history is replaced file by file: only those three files are written, so anything else in the
+        folder (a ``notes.txt``) stays. A folder that is not a saved history is never written into.
         Load it back with :func:`salesproc.load_history` or :meth:`History.read_parquet`.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, salesproc
+        >>> d = pathlib.Path(tempfile.mkdtemp()) / "history"
+        >>> h = salesproc.load_sample_deals()
+        >>> _ = h.to_parquet(d)
+        >>> _ = (d / "notes.txt").write_text("kept")
+        >>> _ = h.to_parquet(d, overwrite=True)
+        >>> sorted(x.name for x in d.iterdir())
+        ['cases.parquet', 'events.parquet', 'notes.txt', 'report.json']
         """
         from salesproc._io import atomic_dir
 
         p = Path(path)
-        if p.exists() and not overwrite:
-            raise OverwriteError(f"{p} exists. Fix: choose another path or pass overwrite=True.")
+        if p.exists() or p.is_symlink():
+            _check_replaceable(p, overwrite=overwrite)
+            with _sibling_tmp(p) as tmp:
+                self._write_parts(tmp)
+                for part in SAVED_PARTS:
+                    os.replace(tmp / part, p / part)  # each file swapped whole; nothing else touched
+            return p
         with atomic_dir(p) as tmp:
-            self._cases.to_parquet(tmp / "cases.parquet", index=False)
-            self._events.to_parquet(tmp / "events.parquet", index=False)
-            (tmp / "report.json").write_text(json.dumps(self._report.to_dict(), indent=1))
+            self._write_parts(tmp)
         return p
+
+    def _write_parts(self, folder: Path) -> None:
+        """Write the saved history's files into ``folder``."""
+        self._cases.to_parquet(folder / "cases.parquet", index=False)
+        self._events.to_parquet(folder / "events.parquet", index=False)
+        (folder / "report.json").write_text(json.dumps(self._report.to_dict(), indent=1))
 
     @classmethod
     def read_parquet(cls, path: str | Path) -> History:
@@ -485,3 +515,47 @@ def finalize(cases: pd.DataFrame, events: pd.DataFrame, report: LoadReport, *, o
     order within each case (the builder has made sure of it)."""
     cases, events = finalize_frames(cases, events, ordered=ordered)
     return History(cases, events, report)
+
+
+# --- saving into an existing folder --------------------------------------------------------------------
+
+
+def _check_replaceable(p: Path, *, overwrite: bool) -> None:
+    """Refuse to save into ``p`` unless ``overwrite`` and ``p`` is empty or a saved history."""
+    if not overwrite:
+        raise OverwriteError(f"{p} exists. Fix: choose another path or pass overwrite=True.")
+    if not p.is_dir():
+        raise OverwriteError(
+            f"{p} exists and is not a folder. Expected a folder for History.to_parquet "
+            f"({', '.join(SAVED_PARTS)}). Fix: choose another path, or move that file away."
+        )
+    if any(p.iterdir()) and not _is_saved_history(p):
+        found = sorted(x.name for x in p.iterdir())
+        shown = ", ".join(found[:8]) + (f", ... ({len(found) - 8} more)" if len(found) > 8 else "")
+        raise OverwriteError(
+            f"{p} is not a history saved by History.to_parquet: found {shown}, expected events.parquet "
+            "or its report.json. overwrite=True replaces a saved history and never writes into another "
+            "folder. Fix: choose a new or empty folder (e.g. a 'history' folder inside it)."
+        )
+
+
+def _is_saved_history(p: Path) -> bool:
+    """Whether ``p`` holds a history saved by :meth:`History.to_parquet` (whole or damaged)."""
+    if (p / "events.parquet").is_file():
+        return True
+    try:
+        rep = json.loads((p / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(rep, dict) and {"rows_read", "rows_loaded"} <= set(rep)
+
+
+@contextlib.contextmanager
+def _sibling_tmp(p: Path) -> Iterator[Path]:
+    """A temporary folder beside ``p`` (same file system, so its files move into ``p`` by rename)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
