@@ -142,6 +142,81 @@ def test_select_needs_one_entry_per_case(history: History) -> None:
     assert ids(history.select(history.cases["outcome"].eq("won"))) == ["A"]
 
 
+# --- past views: each case as it stood then (issue 17) ---------------------------------------------------
+
+
+def day(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+@pytest.fixture
+def reopened() -> History:
+    """R: lost on 02-01 (a 'Closed Lost' stage it later left), reopened 03-01, won 04-01.
+    S: open throughout, its close date pushed twice at some unknown time; Q: won 01-20, settled early."""
+    cases = pd.DataFrame({
+        "case_id": ["R", "S", "Q"], "kind": "deal", "outcome": ["won", "open", "won"],
+        "created": [day("2024-01-01"), day("2024-01-10"), day("2024-01-02")],
+        "closed": [day("2024-04-01"), pd.NaT, day("2024-01-20")],
+        "stage": ["Closed Won", "Proposal", "Closed Won"],
+        "close_date_changes": [1, 2, 3],
+        "expected_close": [pd.NaT, day("2024-05-31"), pd.NaT],
+    })
+    events = pd.DataFrame({
+        "case_id": ["R", "R", "R", "S", "S", "Q"],
+        "name": ["Qualify", "Closed Lost", "Proposal", "Qualify", "Proposal", "Qualify"],
+        "type": "milestone",
+        "timestamp": [day("2024-01-01"), day("2024-02-01"), day("2024-03-01"),
+                      day("2024-01-10"), day("2024-03-05"), day("2024-01-02")],
+        "closes": [None, "lost", None, None, None, None],
+    })
+    return History.from_frames(cases, events)
+
+
+def test_as_of_shows_a_reopened_deal_as_it_was_then(reopened: History) -> None:
+    c = reopened.as_of("2024-02-15").cases.set_index("case_id")
+    # R was lost on 02-01: an export taken on 02-15 shows it lost, in its Closed Lost stage
+    assert (c.loc["R", "outcome"], c.loc["R", "status"]) == ("lost", "failure")
+    assert c.loc["R", "closed"] == day("2024-02-01")
+    assert c.loc["R", "stage"] == "Closed Lost"
+    # S had only qualified by then: its stage is the one it was in, not its final one
+    assert c.loc["S", "outcome"] == "open" and c.loc["S", "stage"] == "Qualify"
+    assert c.loc["Q", "stage"] == "Closed Won"  # settled before: unchanged
+    ev = reopened.as_of("2024-02-15").events
+    # the closing stage is the case's outcome, not one of its events (as the CRM loaders do)
+    assert ev.loc[ev["case_id"] == "R", "name"].astype(str).tolist() == ["Qualify"]
+
+
+def test_as_of_after_the_reopening_shows_the_deal_open(reopened: History) -> None:
+    past = reopened.as_of("2024-03-15")
+    c = past.cases.set_index("case_id")
+    assert c.loc["R", "outcome"] == "open" and pd.isna(c.loc["R", "closed"])
+    assert c.loc["R", "stage"] == "Proposal"
+    ev = past.events
+    assert ev.loc[ev["case_id"] == "R", "name"].astype(str).tolist() == ["Qualify", "Closed Lost", "Proposal"]
+    assert reopened.as_of("2024-06-01") is reopened  # nothing after: the history itself
+
+
+def test_as_of_clears_final_values_that_have_no_dates(reopened: History) -> None:
+    past = reopened.as_of("2024-02-15")
+    c = past.cases.set_index("case_id")
+    # S's two pushes and its expected close may have been recorded after 02-15: unknown then
+    assert pd.isna(c.loc["S", "close_date_changes"]) and pd.isna(c.loc["S", "expected_close"])
+    assert pd.isna(c.loc["R", "close_date_changes"])  # R's final count includes its life after reopening
+    assert c.loc["Q", "close_date_changes"] == 3  # Q closed on 01-20: its count was final by then
+    note = past.report.notes[-1]
+    assert note.startswith("as of 2024-02-15") and "close_date_changes, expected_close cleared on 2 cases" in note
+    # the original is untouched
+    assert reopened.cases.set_index("case_id").loc["S", "close_date_changes"] == 2
+
+
+def test_as_of_without_closing_marks_still_puts_the_stage_back(history: History) -> None:
+    cases = history.cases.assign(stage=["Closed Won", "Closed Lost", "Proposal", "Delivered"])
+    h = History.from_frames(cases, history.events)
+    c = h.as_of("2024-02-05").cases.set_index("case_id")
+    assert c.loc["B", "outcome"] == "open" and c.loc["B", "stage"] == "Qualify"  # not its final Closed Lost
+    assert c.loc["A", "stage"] == "Closed Won"
+
+
 # --- saving into an existing folder (issue 17) -------------------------------------------------------------
 
 

@@ -453,6 +453,28 @@ def test_html_escapes_names_from_the_data(synth):
     assert "<b>HTML</b>" not in deal_html
 
 
+# --- a past review sees only what was recorded by then (issue 17) -----------------------------------------
+
+
+def test_a_past_review_does_not_count_close_date_pushes_it_cannot_date(synth):
+    h, truth, t = synth
+    A = truth.as_of
+    # P-LATE's close date moved twice; the data keep only that final count, not when it moved
+    cases = [_case("P-LATE", A - 40 * DAY, close_date_changes=2)]
+    ev = [_ev("P-LATE", "Qualify", A - 40 * DAY), _ev("P-LATE", "Discovery", A - 5 * DAY)]
+    hp = _plant(h, cases, ev)
+    past = A - 20 * DAY
+    for given in (hp, hp.as_of(past)):  # the whole history, or the user's own past view of it
+        r = review_deals(given, t, as_of=past)
+        assert "close_date_pushed" not in r["P-LATE"].flag_names
+        assert any(c.startswith(f"close_date_pushed leaves out close_date_changes for the deals open on {past.date()}")
+                   and "Fix: review as of that date" in c for c in r.caveats)
+    # reviewed as of the data's end, the count is what was known then: the flag is raised
+    now = review_deals(hp, t, as_of=A)
+    assert "close_date_pushed" in now["P-LATE"].flag_names
+    assert not any(c.startswith("close_date_pushed leaves out") for c in now.caveats)
+
+
 def test_a_template_changed_past_its_checks_is_refused(synth):
     from salesproc.errors import TemplateError
 

@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,12 @@ from salesproc.history._schema import (
 
 #: The files :meth:`History.to_parquet` writes (and the only ones it replaces in a saved folder).
 SAVED_PARTS = ("cases.parquet", "events.parquet", "report.json")
+
+#: Case attributes that hold only the data's final value, with no dates: unknown in a past view.
+UNDATED_FINAL = ("close_date_changes", "expected_close", "close_date")
+
+#: Start of the note :meth:`History.as_of` adds when it clears :data:`UNDATED_FINAL` values.
+AS_OF_NOTE = "as of "
 
 __all__ = [
     "CASE_COLUMNS",
@@ -370,32 +376,57 @@ class History:
         return self.select(m)
 
     def as_of(self, when: Any) -> History:
-        """What was known at ``when``: later cases and events removed, cases closed later reopened.
+        """What was known at ``when``: later cases and events removed, each case as it stood then.
+
+        A case closed after ``when`` is open again. An event whose ``closes`` attribute holds an
+        outcome (a won or lost stage a deal later left: the deal was reopened) closes its case at
+        that event's time when it is the case's latest milestone by ``when``, as an export taken
+        then would have shown. A ``stage`` column is put back to the case's latest milestone by
+        ``when``, and the attributes that hold only the data's final value, with no dates
+        (``close_date_changes``, ``expected_close``, ``close_date``), are cleared on the cases not
+        closed by then, with a note in ``report.notes``.
 
         This is the view a backtest uses, so that nothing dated after its cutoff leaks in.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from salesproc import History
+        >>> day = lambda d: pd.Timestamp(d, tz="UTC")
+        >>> cases = pd.DataFrame({"case_id": ["R"], "kind": ["deal"], "outcome": ["won"],
+        ...                       "created": [day("2024-01-01")], "closed": [day("2024-04-01")],
+        ...                       "stage": ["Closed Won"]})
+        >>> events = pd.DataFrame({"case_id": ["R"] * 3, "name": ["Qualify", "Closed Lost", "Proposal"],
+        ...                        "timestamp": [day("2024-01-01"), day("2024-02-01"), day("2024-03-01")],
+        ...                        "type": "milestone", "closes": [None, "lost", None]})
+        >>> past = History.from_frames(cases, events).as_of("2024-02-15").cases
+        >>> past[["outcome", "closed", "stage"]].astype(str).values.tolist()
+        [['lost', '2024-02-01 00:00:00+00:00', 'Closed Lost']]
         """
         t = _ts(when, "when")
         assert t is not None
-        c = self._cases
+        c, ev = self._cases, self._events
         latest = [x for x in (c["created"].max(), c["closed"].max(),
-                              self._events["timestamp"].max() if len(self._events) else None)
+                              ev["timestamp"].max() if len(ev) else None)
                   if x is not None and not pd.isna(x)]
         if latest and max(latest) <= t:
             return self  # nothing happened after `when`: the history is already what was known then
         keep = (c["created"] <= t).to_numpy()
-        cases = c.loc[keep].copy()
-        later = (cases["closed"] > t).fillna(False).to_numpy(dtype=bool)
-        if later.any():
-            cases.loc[later, "outcome"] = "open"
-            cases.loc[later, "status"] = "open"
-            cases.loc[later, "closed"] = pd.NaT
-        cases = cases.reset_index(drop=True)
-        ev = self._events
         codes = ev["case_id"].cat.codes.to_numpy()
-        emask = keep[codes] & (ev["timestamp"] <= t).to_numpy() if len(ev) else np.zeros(0, bool)
-        ev = ev.loc[emask]
-        ev = ev.assign(case_id=ev["case_id"].cat.set_categories(cases["case_id"])).reset_index(drop=True)
-        return History(cases, ev, self._report)
+        ts = ev["timestamp"].array.asi8 if len(ev) else np.zeros(0, np.int64)
+        changed = np.zeros(len(c), dtype=bool)  # something recorded after `when`
+        changed[codes[ts > t.value]] = True
+        changed |= (c["closed"] > t).fillna(False).to_numpy(dtype=bool)
+        emask = keep[codes] & (ts <= t.value)
+        view = _CasesAt(c, ev, emask, changed, t)
+        cases, drop = view.cases(), view.closing_events()
+        emask[drop] = False
+        kept = ev.loc[emask]
+        kept = kept.assign(case_id=kept["case_id"].cat.set_categories(cases["case_id"])).reset_index(drop=True)
+        report = self._report
+        if view.note:
+            report = replace(report, notes=(*report.notes, view.note))
+        return History(cases, kept, report)
 
     def rename_events(self, mapping: Mapping[str, str]) -> History:
         """The history with event names renamed (several old names may become one).
@@ -559,3 +590,105 @@ def _sibling_tmp(p: Path) -> Iterator[Path]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+
+# --- a past view ---------------------------------------------------------------------------------------
+
+
+class _CasesAt:
+    """The cases as they stood at ``t``: the frame :meth:`History.as_of` builds, step by step.
+
+    ``emask`` marks the events known at ``t`` (of cases created by then), ``changed`` the cases
+    with anything recorded after ``t`` (an event, or a close).
+    """
+
+    def __init__(
+        self, cases: pd.DataFrame, events: pd.DataFrame, emask: np.ndarray, changed: np.ndarray, t: pd.Timestamp
+    ) -> None:
+        self.t = t
+        self.keep = (cases["created"] <= t).to_numpy()
+        self.all_cases = cases
+        self.events = events
+        self.emask = emask
+        self.changed = changed
+        self.note = ""
+        ms = emask & (events["type"] == "milestone").to_numpy() if len(events) else emask
+        self.last_ms = _last_per_case(events["case_id"].cat.codes.to_numpy(), ms, len(cases))
+        self.closed_by = np.zeros(len(cases), dtype=bool)  # closed at t by a `closes` event
+
+    def cases(self) -> pd.DataFrame:
+        """The case table at ``t`` (cases created by then)."""
+        c = self.all_cases.copy()
+        later = (c["closed"] > self.t).fillna(False).to_numpy(dtype=bool)
+        if later.any():
+            c.loc[later, "outcome"] = "open"
+            c.loc[later, "status"] = "open"
+            c.loc[later, "closed"] = pd.NaT
+        self._close_by_events(c)
+        self._rewind_stage(c)
+        self._clear_undated(c)
+        return c.loc[self.keep].reset_index(drop=True)
+
+    def closing_events(self) -> np.ndarray:
+        """Positions of the events that closed a case at ``t`` (an export then shows them as its outcome)."""
+        return self.last_ms[self.closed_by]
+
+    def _close_by_events(self, c: pd.DataFrame) -> None:
+        """Close the cases open at ``t`` whose latest milestone by then carries a ``closes`` outcome."""
+        if "closes" not in self.events.columns:
+            return
+        has = self.last_ms >= 0
+        value = np.full(len(c), None, dtype=object)
+        value[has] = self.events["closes"].to_numpy(dtype=object)[self.last_ms[has]]
+        kinds = c["kind"].astype(str).to_numpy()
+        ok = np.array(
+            [isinstance(v, str) and v != "open" and v in OUTCOMES_BY_KIND.get(k, ()) for v, k in zip(value, kinds)],
+            dtype=bool,
+        )
+        self.closed_by = ok & self.keep & (c["status"] == "open").to_numpy()
+        if not self.closed_by.any():
+            return
+        hit = self.closed_by
+        c.loc[hit, "outcome"] = value[hit]
+        c.loc[hit, "status"] = [STATUS_OF_OUTCOME[v] for v in value[hit]]
+        c.loc[hit, "closed"] = self.events["timestamp"].to_numpy()[self.last_ms[hit]]
+
+    def _rewind_stage(self, c: pd.DataFrame) -> None:
+        """A ``stage`` column (the final stage) put back to the latest milestone by ``t`` of each case
+        that was still open then and changed later."""
+        settled = (self.all_cases["closed"] <= self.t).fillna(False).to_numpy(dtype=bool)
+        back = self.changed & ~settled
+        if "stage" not in c.columns or not back.any():
+            return
+        names = self.events["name"].astype(str).to_numpy(dtype=object)
+        at_t = np.full(len(c), None, dtype=object)
+        has = self.last_ms >= 0
+        at_t[has] = names[self.last_ms[has]]
+        stage = c["stage"].astype(object).where(~back, pd.Series(at_t, index=c.index))
+        dtype = c["stage"].dtype
+        with contextlib.suppress(TypeError, ValueError):  # keep the column's kind of dtype
+            stage = stage.astype("category" if isinstance(dtype, pd.CategoricalDtype) else dtype)
+        c["stage"] = stage
+
+    def _clear_undated(self, c: pd.DataFrame) -> None:
+        """Clear the final-value attributes of the cases not closed by ``t`` in the full data."""
+        cols = [x for x in UNDATED_FINAL if x in c.columns]
+        settled = (self.all_cases["closed"] <= self.t).fillna(False).to_numpy(dtype=bool)
+        unknown = ~settled & self.keep
+        if not cols or not unknown.any():
+            return
+        for col in cols:
+            c[col] = c[col].where(~unknown)
+        self.note = (
+            f"{AS_OF_NOTE}{self.t.isoformat()}: {', '.join(cols)} cleared on {int(unknown.sum()):,} cases not "
+            "closed by then: they hold the data's final values, with no dates, so what they were then is unknown"
+        )
+
+
+def _last_per_case(codes: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
+    """Per case, the position of its last event where ``mask`` (events in case and time order), or -1."""
+    out = np.full(n, -1, dtype=np.int64)
+    idx = np.flatnonzero(mask)[::-1]
+    if len(idx):
+        u, first = np.unique(codes[idx], return_index=True)
+        out[u] = idx[first]
+    return out

@@ -41,7 +41,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from salesproc.errors import SalesprocError
-from salesproc.history._history import History, _ts
+from salesproc.history._history import AS_OF_NOTE, History, _ts
 from salesproc.review._model import (
     Fitted,
     KeyActivity,
@@ -460,7 +460,9 @@ def review_deals(
         Window after a stall in which past deals' next activities are counted.
     case_attributes
         Use case attributes that carry no history (``close_date_changes``, ``expected_close``) for
-        the close-date flag. Backtests turn this off: such columns hold the data's final state.
+        the close-date flag. Backtests turn this off: such columns hold the data's final state. When
+        the data go on after ``as_of`` they are left out for the deals open then, with a caveat (only
+        pushes recorded by ``as_of`` may count, and these columns have no dates).
     max_snapshots
         Most training snapshots (the snapshot spacing grows to fit).
     horizon_quantile
@@ -495,7 +497,7 @@ def review_deals(
         history, template, as_of, recovery_days=recovery_days, max_snapshots=max_snapshots,
         horizon_quantile=horizon_quantile,
     )
-    known = _known_history(history, template, t, people=people)
+    known = _known_history(history, template, t, people=people, case_attributes=case_attributes)
     acts = _template_activities(known.arrays, template)
     deals = _open_positions(known, acts)
     training = _training(known, max_snapshots=int(max_snapshots), horizon_quantile=horizon_quantile, seed=seed)
@@ -701,10 +703,14 @@ def _check_inputs(
     return t
 
 
-def _known_history(history: History, template: ProcessTemplate, t: pd.Timestamp, *, people: Sequence[str]) -> _Known:
+def _known_history(
+    history: History, template: ProcessTemplate, t: pd.Timestamp, *, people: Sequence[str], case_attributes: bool
+) -> _Known:
     """The history known at ``t``, of the template's kind, coded against the template (or why it cannot be)."""
     caveats: list[str] = []
     known = template.align(history.as_of(t))  # renamed / merged milestones match their old event names
+    if case_attributes:
+        caveats += _undated_close_dates(known, t)
     kinds = known._cases["kind"].astype(str)
     if (kinds != template.kind).any():
         n_other = int((kinds != template.kind).sum())
@@ -726,6 +732,24 @@ def _known_history(history: History, template: ProcessTemplate, t: pd.Timestamp,
     return _Known(
         t=t, cases=known._cases, arrays=A, kind=template.kind, words=_Words(template.kind), caveats=tuple(caveats)
     )
+
+
+def _undated_close_dates(known: History, t: pd.Timestamp) -> list[str]:
+    """Why the close-date flag leaves out the close-date attributes of a history that goes on after ``t``.
+
+    ``close_date_changes`` and ``expected_close`` hold each deal's final value without the dates of the
+    changes: :meth:`History.as_of` clears them on the deals still open at ``t`` (a push recorded later
+    would leak into a past review) and says so in the report's notes.
+    """
+    cols = [x for x in ("close_date_changes", "expected_close") if x in known._cases.columns]
+    if not cols or not any(n.startswith(AS_OF_NOTE) for n in known.report.notes):
+        return []
+    return [
+        f"close_date_pushed leaves out {' and '.join(cols)} for the deals open on {t.date()}: the data go on "
+        "after that date and these columns hold only each deal's final value, without the dates of the "
+        "changes, so a push recorded later would count. Expected: a review as of the data's last date to "
+        "use them. Fix: review as of that date, or load the close-date changes with their dates."
+    ]
 
 
 def _template_activities(A: CaseArrays, template: ProcessTemplate) -> _Activities:
