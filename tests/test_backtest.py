@@ -3,6 +3,8 @@ flag precision, no leakage, horizons, comparing templates, charts."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -230,3 +232,45 @@ def test_errors(small):
         backtest(h, cutoff=[])
     with pytest.raises(ValueError, match="The 'horizon_days' parameter of backtest must be a positive number"):
         backtest(h, cutoff=cut, horizon_days=0)
+
+
+# --- a template that saw the future (issue 17) ---------------------------------------------------------
+
+
+def test_a_template_derived_after_the_cutoff_is_flagged(small, small_bt):
+    from salesproc.review.backtest import LeakageWarning
+
+    h, truth, cut = small
+    future = salesproc.derive_template(h, as_of=truth.as_of)  # has seen every outcome the backtest scores
+    with pytest.warns(LeakageWarning, match=rf"template 'process' v1 was derived from data up to "
+                                             rf"{truth.as_of.date()}.*after the cutoff {cut.date()}.*Fix: "):
+        bt = backtest(h, cutoff=cut, template=future)
+    assert bt.notes[0].startswith("template 'process' v1 was derived from data up to")
+    assert "Expected: a template derived as of the cutoff or earlier" in bt.notes[0]
+    assert "derived from data up to" in bt._repr_html_()
+    # the backtest's own template, derived at the cutoff, raises nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LeakageWarning)
+        again = backtest(h, cutoff=cut, template=small_bt.templates[0])
+    assert not any("derived from data up to" in n for n in again.notes)
+
+
+def test_compare_templates_warns_about_the_template_that_saw_the_future(small, small_bt):
+    from salesproc.review.backtest import LeakageWarning
+
+    h, truth, cut = small
+    fair = small_bt.templates[0]
+    future = salesproc.derive_template(h, as_of=truth.as_of).model_copy(update={"version": 2})
+    with pytest.warns(LeakageWarning) as caught:
+        cmp = compare_templates(h, fair, future, cutoff=cut)
+    assert [str(w.message)[:30] for w in caught] == ["template 'process' v2 was deri"]  # once, for v2 only
+    assert caught[0].filename == __file__  # points at the caller
+    assert any(n.startswith("template 'process' v2 was derived from data up to") for n in cmp.notes)
+    assert "template &#x27;process&#x27; v2 was derived" in cmp._repr_html_()
+
+
+def test_a_template_without_dates_gets_a_note(small):
+    h, _, cut = small
+    bare = salesproc.ProcessTemplate(milestones=[salesproc.template.Milestone(name="Qualify", order=1)])
+    bt = backtest(h, cutoff=cut, template=bare, baseline=False)
+    assert bt.notes[0].startswith("template 'process' v1 does not say when it was derived")

@@ -9,11 +9,13 @@ and a stage-only baseline (the historical win rate of the deal's current milesto
 the same cutoff and the same deals.
 
 No leakage: the template and the review see ``history.as_of(cutoff)`` only; what happened later is
-read only to score the forecasts.
+read only to score the forecasts. A template given by the caller that was derived from data after a
+cutoff would leak: the result says so in its notes and a :class:`LeakageWarning` is raised.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -24,14 +26,19 @@ import pandas as pd
 from scipy import stats
 
 from salesproc.derive._stats import Z95, wilson
+from salesproc.errors import SalesprocError
 from salesproc.history._history import History, _ts
 from salesproc.review._metrics import auc, auc_ci, brier, calibration_table, delong, ece, log_loss
 from salesproc.review._review import FLAGS, Review, review_deals
 from salesproc.template._template import ProcessTemplate
 
-__all__ = ["BacktestResult", "Metrics", "TemplateComparison", "backtest", "compare_templates"]
+__all__ = ["BacktestResult", "LeakageWarning", "Metrics", "TemplateComparison", "backtest", "compare_templates"]
 
 DAY = pd.Timedelta(days=1)
+
+
+class LeakageWarning(UserWarning):
+    """A backtest was given a template derived from data after its cutoff: its scores flatter it."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,7 +198,10 @@ def backtest(
         The date to go back to, or several dates (a rolling-origin backtest: forecasts made at each
         are pooled, so a deal open at two cutoffs counts twice).
     template
-        The template to review with; by default one is derived from ``history.as_of(cutoff)``.
+        The template to review with; by default one is derived from ``history.as_of(cutoff)``. One
+        derived from data after a cutoff (its provenance ``as_of`` or ``last_event`` is later) would
+        leak the outcomes it is scored on: the result's ``notes`` say so first, and a
+        :class:`LeakageWarning` is raised.
     horizon_days
         Score "won within this many days of the cutoff" (a deal still open then counts as not won).
         By default outcomes are read at the end of the data; a deal still open at the end counts as
@@ -226,6 +236,9 @@ def backtest(
     end = _check_backtest(history, cut_list, horizon_days)
     dopts = dict(derive_options or {})
     ropts = {"case_attributes": False, **(review_options or {})}
+    leak, undated = _template_dates(template, cut_list) if template is not None else (None, None)
+    if leak is not None:
+        warnings.warn(leak, LeakageWarning, stacklevel=2)
     from salesproc.derive._derive import derive_template
 
     truth = _final_outcomes(history)
@@ -256,7 +269,7 @@ def backtest(
         reviews=tuple(f.review for f in forecasts),
         templates=tuple(templates),
         excluded=excluded,
-        notes=_notes(review_options, excluded),
+        notes=tuple(x for x in (leak, undated) if x is not None) + _notes(review_options, excluded),
     )
 
 
@@ -276,6 +289,39 @@ class _CutoffForecasts:
     table: pd.DataFrame
     review: Review
     excluded: int
+
+
+def _template_dates(tpl: ProcessTemplate, cut_list: list[pd.Timestamp]) -> tuple[str | None, str | None]:
+    """Notes on a given template: one if it was derived from data after a cutoff (it would leak the
+    outcomes it is scored on), one if its provenance gives no date to check."""
+    label = f"template {tpl.name!r} v{tpl.version}"
+    seen: dict[str, pd.Timestamp] = {}
+    for name in ("as_of", "last_event"):
+        value = getattr(tpl.provenance, name)
+        if value:
+            try:
+                t = _ts(value, name)
+            except SalesprocError:
+                continue
+            if t is not None:
+                seen[name] = t
+    if not seen:
+        return None, (
+            f"{label} does not say when it was derived (no as_of or last_event in its provenance), so whether "
+            "it saw data after the cutoff cannot be checked. Fix: use derive_template(history, as_of=cutoff), "
+            "or leave template= out and let the backtest derive one per cutoff."
+        )
+    field, last = max(seen.items(), key=lambda kv: kv[1])
+    late = [c for c in cut_list if c < last]
+    if not late:
+        return None, None
+    cuts = ", ".join(str(c.date()) for c in late[:3]) + (f" and {len(late) - 3} more" if len(late) > 3 else "")
+    return (
+        f"{label} was derived from data up to {last.isoformat()} (its provenance {field}), after the cutoff "
+        f"{cuts}: it may have learned from the very outcomes it is scored on, so this backtest flatters it. "
+        "Expected: a template derived as of the cutoff or earlier. Fix: derive_template(history, as_of=cutoff), "
+        f"leave template= out (the backtest derives one per cutoff), or use cutoffs on or after {last.date()}."
+    ), None
 
 
 def _check_backtest(history: History, cut_list: list[pd.Timestamp], horizon_days: float | None) -> pd.Timestamp:
@@ -423,6 +469,11 @@ class TemplateComparison:
             f"ECE {self.a.ece:.3f} vs {self.b.ece:.3f}"
         )
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What a reader should know: both backtests' notes (a template that leaks the future first)."""
+        return tuple(dict.fromkeys((*self.a.notes, *self.b.notes)))
+
     def to_frame(self) -> pd.DataFrame:
         return pd.concat(
             [self.a.to_frame().assign(template=self.names[0]), self.b.to_frame().assign(template=self.names[1])],
@@ -436,7 +487,12 @@ class TemplateComparison:
         return self.verdict
 
     def _repr_html_(self) -> str:
-        return f"<div class='salesproc-compare'><p>{escape(self.verdict)}</p>{self.to_frame().to_html(index=False)}</div>"
+        notes = "".join(f"<li>{escape(n)}</li>" for n in self.notes)
+        return (
+            f"<div class='salesproc-compare'><p>{escape(self.verdict)}</p>{self.to_frame().to_html(index=False)}"
+            + (f"<ul>{notes}</ul>" if notes else "")
+            + "</div>"
+        )
 
 
 def compare_templates(
@@ -451,7 +507,8 @@ def compare_templates(
 ) -> TemplateComparison:
     """Did template ``b`` predict better than template ``a``? Both review the same deals at the same
     cutoff(s); the differences come with paired intervals (DeLong for AUC, a paired normal interval for
-    the Brier score).
+    the Brier score). A template derived from data after a cutoff raises a :class:`LeakageWarning`
+    and is named in the result's ``notes``.
 
     Examples
     --------
@@ -468,8 +525,15 @@ def compare_templates(
     for arg, tpl in (("a", a), ("b", b)):
         if not isinstance(tpl, ProcessTemplate):
             raise TypeError(f"The {arg!r} parameter of compare_templates must be a ProcessTemplate. Got {type(tpl).__name__} instead.")
-    ra = backtest(history, cutoff=cutoff, template=a, horizon_days=horizon_days, review_options=review_options)
-    rb = backtest(history, cutoff=cutoff, template=b, horizon_days=horizon_days, review_options=review_options)
+    cut_list = _cutoffs(cutoff)
+    for tpl in (a, b):
+        leak = _template_dates(tpl, cut_list)[0]
+        if leak is not None:
+            warnings.warn(leak, LeakageWarning, stacklevel=2)  # here, so that it points at the caller
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LeakageWarning)  # said above; the results' notes keep it
+        ra = backtest(history, cutoff=cutoff, template=a, horizon_days=horizon_days, review_options=review_options)
+        rb = backtest(history, cutoff=cutoff, template=b, horizon_days=horizon_days, review_options=review_options)
     nm: tuple[str, ...] = tuple(names) if names is not None else (f"{a.name} v{a.version}", f"{b.name} v{b.version}")
     if len(nm) != 2:
         raise ValueError(f"The 'names' parameter of compare_templates must hold two names. Got {names!r} instead.")
