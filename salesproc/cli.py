@@ -20,6 +20,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import click
@@ -503,7 +504,6 @@ def demo(output: str, workers: int, no_progress: bool, as_json: bool) -> None:
       salesproc demo -o /tmp/reports --no-progress
     """
     import os
-    from pathlib import Path
 
     from salesproc._demo import run_demo
     from salesproc.datasets import load_sample_deals
@@ -672,7 +672,6 @@ def plan(template_path: str, target_date: str, history_path: str | None, case_id
       salesproc plan -t templates/process.yaml --target-date 2024-06-30 --as-of 2024-04-01
       salesproc plan -t templates/process.yaml --target-date 2024-06-30 --history deals.csv --case D0042
     """
-    from pathlib import Path
 
     from salesproc.plan._plan import Goal, plan_backwards
     from salesproc.template._template import load_template, slug
@@ -772,9 +771,7 @@ def review(template_path: str, history_path: str, as_of: str | None, output: str
       salesproc review -t templates/process.yaml --history deals.csv --as-of 2024-03-31
       salesproc review -t process.yaml --history sales_pipeline.csv -m crm-snapshot --as-of 2017-12-31 -o reports
     """
-    from pathlib import Path
 
-    from salesproc._io import atomic_write_text, next_version_path
     from salesproc.review._review import review_deals
     from salesproc.template._template import load_template
 
@@ -798,25 +795,28 @@ def review(template_path: str, history_path: str, as_of: str | None, output: str
     if len(frame) > top:
         _echo(f"  ... {len(frame) - top:,} more (use --top or -o)")
     if output is not None:
-        path = Path(output) / f"pipeline-review-{result.as_of:%Y-%m-%d}.csv"
-        if not overwrite:
-            path = next_version_path(path)
-        safe = frame.copy()
-        for col in safe.columns:
-            if safe[col].dtype == object or str(safe[col].dtype) in ("str", "string"):
-                safe[col] = safe[col].map(
-                    lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
-                )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        written = atomic_write_text(path, safe.to_csv(index=False), overwrite=overwrite)
-        _echo(f"saved {shown(written)}")
-        if not no_reports:
+        if not no_reports:  # the reports first: a report template that fails leaves no CSV behind
             from salesproc.render._render import render_batch
 
             run = render_batch(result, output, formats=formats or ("html",), overwrite=overwrite,
                                progress=not no_progress, workers=workers, template_dir=report_templates)
             _echo(f"reports: {shown(run.index)} ({len(run):,} deal reports in {shown(run.run_dir / 'deals')}, "
-                       f"{run.seconds:.1f} s)")
+                  f"{run.seconds:.1f} s)")
+        _echo(f"saved {shown(_save_review_table(frame, Path(output), result.as_of, overwrite=overwrite))}")
+
+
+def _save_review_table(frame: Any, folder: Path, as_of: Any, *, overwrite: bool) -> Path:
+    """The pipeline table as CSV, safe to open in a spreadsheet (no cell starts a formula); a new
+    version (``.v2.csv``...) is claimed atomically unless ``overwrite``, so runs at once never collide."""
+    from salesproc._io import atomic_write_text, write_next_version
+
+    path = folder / f"pipeline-review-{as_of:%Y-%m-%d}.csv"
+    safe = frame.copy()
+    for col in safe.columns:
+        if safe[col].dtype == object or str(safe[col].dtype) in ("str", "string"):
+            safe[col] = safe[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
+    text = safe.to_csv(index=False)
+    return atomic_write_text(path, text, overwrite=True) if overwrite else write_next_version(path, text)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -124,3 +124,25 @@ def test_review_without_reports_writes_the_csv_only(saved: tuple[Fixture, Path],
     r = CliRunner().invoke(main, _review_args(fx, folder, tmp_path / "out", "--no-reports"))
     assert r.exit_code == 0, r.output
     assert [p.name for p in (tmp_path / "out").iterdir()] == [f"pipeline-review-{fx.as_of:%Y-%m-%d}.csv"]
+
+
+def test_review_runs_at_once_into_one_folder_each_get_their_own_csv(tmp_path: Path) -> None:
+    # four `salesproc review -o same` at once: each claims its own version, none fails
+    import subprocess
+    import sys
+
+    import salesproc
+
+    history = salesproc.load_sample_deals()
+    history.to_parquet(tmp_path / "history")
+    as_of = history.events["timestamp"].max().date()
+    salesproc.save_template(salesproc.derive_template(history, as_of=str(as_of)), tmp_path / "process.yaml")
+    args = [sys.executable, "-m", "salesproc", "review", "-t", str(tmp_path / "process.yaml"), "--history",
+            str(tmp_path / "history"), "--as-of", str(as_of), "-o", str(tmp_path / "same"), "--no-reports"]
+    runs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    outs = [(r.wait(timeout=120), r.stdout.read() if r.stdout else "") for r in runs]
+    assert all(code == 0 for code, _ in outs), outs
+    names = sorted(p.name for p in (tmp_path / "same").iterdir() if not p.name.startswith("."))
+    assert names == sorted(
+        [f"pipeline-review-{as_of}.csv"] + [f"pipeline-review-{as_of}.v{n}.csv" for n in (2, 3, 4)]
+    )
