@@ -21,6 +21,7 @@ Reports convert to a display zone at the very end.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -611,9 +612,15 @@ class _CasesAt:
         self.emask = emask
         self.changed = changed
         self.note = ""
-        ms = emask & (events["type"] == "milestone").to_numpy() if len(events) else emask
-        self.last_ms = _last_per_case(events["case_id"].cat.codes.to_numpy(), ms, len(cases))
         self.closed_by = np.zeros(len(cases), dtype=bool)  # closed at t by a `closes` event
+
+    @functools.cached_property
+    def last_ms(self) -> np.ndarray:
+        """Per case, the position of its latest milestone event by ``t`` (-1: none); found only when
+        a ``closes`` or ``stage`` column needs it."""
+        ev = self.events
+        ms = self.emask & (ev["type"] == "milestone").to_numpy() if len(ev) else self.emask
+        return _last_per_case(ev["case_id"].cat.codes.to_numpy(), ms, len(self.all_cases))
 
     def cases(self) -> pd.DataFrame:
         """The case table at ``t`` (cases created by then)."""
@@ -630,7 +637,7 @@ class _CasesAt:
 
     def closing_events(self) -> np.ndarray:
         """Positions of the events that closed a case at ``t`` (an export then shows them as its outcome)."""
-        return self.last_ms[self.closed_by]
+        return self.last_ms[self.closed_by] if self.closed_by.any() else np.zeros(0, dtype=np.int64)
 
     def _close_by_events(self, c: pd.DataFrame) -> None:
         """Close the cases open at ``t`` whose latest milestone by then carries a ``closes`` outcome."""
@@ -659,10 +666,12 @@ class _CasesAt:
         back = self.changed & ~settled
         if "stage" not in c.columns or not back.any():
             return
-        names = self.events["name"].astype(str).to_numpy(dtype=object)
+        name = self.events["name"]
+        cats = np.asarray(name.cat.categories.astype(str), dtype=object)
+        codes = name.cat.codes.to_numpy()
         at_t = np.full(len(c), None, dtype=object)
         has = self.last_ms >= 0
-        at_t[has] = names[self.last_ms[has]]
+        at_t[has] = cats[codes[self.last_ms[has]]]
         stage = c["stage"].astype(object).where(~back, pd.Series(at_t, index=c.index))
         dtype = c["stage"].dtype
         with contextlib.suppress(TypeError, ValueError):  # keep the column's kind of dtype
