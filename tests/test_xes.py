@@ -765,3 +765,15 @@ def test_both_readers_agree_on_any_log(
             read_xes(path, options=options)
         return
     assert_same_history(read_xes(path, options=options), expected)
+
+
+def test_a_misspelt_mapping_key_is_refused_for_xes_too(tmp_path: Path) -> None:
+    # `outcom` would be read by nothing: every case would load as open
+    p = tmp_path / "log.xes"
+    p.write_text(
+        '<log xes.version="1.0"><trace><string key="concept:name" value="c1"/>'
+        '<event><string key="concept:name" value="A"/><date key="time:timestamp" value="2024-01-02T10:00:00Z"/>'
+        "</event></trace></log>"
+    )
+    with pytest.raises(salesproc.SalesprocError, match="did you mean 'outcome'"):
+        salesproc.load_history(p, mapping={"outcom": "result"})

@@ -52,7 +52,7 @@ from salesproc.history._history import History
 from salesproc.load import _xes_fast
 from salesproc.load._build import CASE_LEVEL, Skips, build_history, parse_timestamps
 from salesproc.load._options import LoadOptions
-from salesproc.load._presets import get_preset
+from salesproc.load._presets import check_mapping, get_preset
 
 __all__ = ["read_xes"]
 
@@ -400,6 +400,7 @@ def _resolve(
         known = set(event_keys) | {f"case:{k}" for k in trace_keys} | set(trace_keys)
         user = {k: v for k, v in preset.mapping.items() if v in known or k in required}
     elif isinstance(mapping, Mapping):
+        check_mapping(mapping)  # a typo such as 'outcom' would otherwise be read by nothing
         user = {str(k): str(v) for k, v in mapping.items()}
     else:
         raise ParameterError(
