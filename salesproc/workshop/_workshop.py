@@ -35,7 +35,7 @@ import pandas as pd
 import yaml
 
 from salesproc._io import atomic_write_text, recover_half_swap
-from salesproc.errors import InputError, TemplateError
+from salesproc.errors import DeriveError, InputError, ParameterError, TemplateError
 from salesproc.history._history import History, _ts
 from salesproc.template._template import ProcessTemplate, load_template, save_template
 
@@ -217,7 +217,7 @@ def _resolve_as_of(value: Any, history: History | None) -> pd.Timestamp:
     dates = [x for x in (e["timestamp"].max() if len(e) else None, c["closed"].max(), c["created"].max())
              if x is not None and not pd.isna(x)]
     if not dates:
-        raise ValueError("The history holds no dates. Fix: pass as_of='YYYY-MM-DD'.")
+        raise DeriveError("The history holds no dates. Fix: pass as_of='YYYY-MM-DD'.")
     return max(dates)
 
 
@@ -259,7 +259,7 @@ def suggest_target_date(template: ProcessTemplate, as_of: Any, *, level: str = "
     Timestamp('2024-03-22 00:00:00+0000', tz='UTC')
     """
     if level not in ("p50", "p80"):
-        raise ValueError(f"The 'level' parameter of suggest_target_date must be 'p50' or 'p80'. Got {level!r} instead.")
+        raise ParameterError(f"The 'level' parameter of suggest_target_date must be 'p50' or 'p80'. Got {level!r} instead.")
     t = _ts(as_of, "as_of")
     assert t is not None
     days = getattr(template.cycle_time, level, None) if template.cycle_time is not None else None
