@@ -216,3 +216,16 @@ def test_derived_templates_pass_the_checks() -> None:
     h, truth = salesproc.synthetic_history(400, seed=3)
     t = salesproc.derive_template(h, as_of=truth.as_of)
     assert template_from_yaml(t.to_yaml()) == t
+
+
+def test_saves_at_the_same_moment_each_get_their_own_version(tmp_path) -> None:
+    # a save never replaces, nor fails on, a version written at the same moment by another process
+    from concurrent.futures import ThreadPoolExecutor
+
+    from salesproc.template import Milestone, ProcessTemplate, load_template, save_template
+
+    templates = [ProcessTemplate(name=f"t{i}", milestones=[Milestone(name="Qualify", order=1)]) for i in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        paths = list(pool.map(lambda t: save_template(t, tmp_path / "process.yaml"), templates))
+    assert sorted(p.name for p in paths) == sorted(["process.yaml"] + [f"process.v{n}.yaml" for n in range(2, 7)])
+    assert sorted(load_template(p).name for p in paths) == [f"t{i}" for i in range(6)]

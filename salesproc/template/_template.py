@@ -34,8 +34,8 @@ from pydantic import (
     model_validator,
 )
 
-from salesproc._io import atomic_write_text, next_version_path
-from salesproc.errors import OverwriteError, TemplateError
+from salesproc._io import atomic_write_text, write_next_version
+from salesproc.errors import TemplateError
 
 __all__ = [
     "Activity",
@@ -546,13 +546,10 @@ def save_template(template: ProcessTemplate, path: str | Path, *, overwrite: boo
     >>> load_template(d / "process.v2.yaml") == t
     True
     """
-    p = Path(path)
-    if p.exists() and not overwrite:
-        p = next_version_path(p)
-    try:
-        return atomic_write_text(p, template.to_yaml(), overwrite=overwrite)
-    except OverwriteError:
-        return atomic_write_text(next_version_path(p), template.to_yaml())
+    if overwrite:
+        return atomic_write_text(path, template.to_yaml(), overwrite=True)
+    # the next free name is claimed atomically: a save never replaces one made at the same moment
+    return write_next_version(path, template.to_yaml())
 
 
 def load_template(path: str | Path) -> ProcessTemplate:
