@@ -248,6 +248,10 @@ def test_salesforce_reopened_deal_keeps_the_earlier_closed_stage_as_event() -> N
     assert case(h, "R")["outcome"] == "open"
     assert names(h, "R") == ["Qualification", "Closed Lost", "Negotiation/Review"]
     assert any("reopened" in n for n in h.report.notes)
+    # as it stood between the loss and the reopening, the deal was lost; after it, open again
+    then = h.as_of("2024-02-15")
+    assert case(then, "R")["outcome"] == "lost" and case(then, "R")["closed"] == ts("2024-02-01")
+    assert case(h.as_of("2024-03-15"), "R")["outcome"] == "open"
 
 
 # --- HubSpot -----------------------------------------------------------------------------------

@@ -730,6 +730,8 @@ def _stage_entry_events(
     ev = milestone_events(ch.cid[e], ch.label[e], ch.ts.iloc[e], ch.rows[e], t.options)
     if "owner" in t.use:
         ev["owner"] = t.text("owner").to_numpy()[k][e]
+    if reopened.any():  # a past view (History.as_of) shows the deal closed while it was
+        ev["closes"] = np.where(reopened[e], np.asarray(ch.stage_outcome, dtype=object)[e], None)
     for col, attr in extra_columns(t.df.columns, set(t.use.values()) | set(case_attr)).items():
         ev[attr] = t.df[col].to_numpy()[k][e]
     return ev, notes
