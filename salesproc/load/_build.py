@@ -124,6 +124,54 @@ def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("M8[ns]")).tz_localize("UTC")
 
 
+#: The dates a history can hold (those of ``datetime64[ns]``), as messages give them.
+DATE_RANGE = ("1677-09-21", "2262-04-11")
+_NAT = np.iinfo(np.int64).min
+_PER_NS = {"s": 10**9, "ms": 10**6, "us": 10**3}
+
+#: ``date_format`` values for dates written as numbers: (unit, origin, in local time).
+NUMBER_DATE_FORMATS: dict[str, tuple[Any, str, bool]] = {
+    "epoch_s": ("s", "unix", False),
+    "epoch_ms": ("ms", "unix", False),
+    "excel": ("D", "1899-12-30", True),
+}
+
+
+def _as_ns(ts: pd.Series) -> pd.Series:
+    """UTC timestamps of any unit as ``datetime64[ns, UTC]``; those outside its range (such as
+    9999-12-31 written for "never", or 0001-01-01) become NaT, for the caller to report.
+
+    >>> s = pd.to_datetime(pd.Series(["2024-01-02", "9999-12-31"]), utc=True, format="ISO8601")
+    >>> _as_ns(s).tolist()
+    [Timestamp('2024-01-02 00:00:00+0000', tz='UTC'), NaT]
+    """
+    if ts.dtype == TS_DTYPE:
+        return ts
+    unit = ts.dt.unit
+    if unit not in _PER_NS:
+        return ts.astype(TS_DTYPE)
+    per = _PER_NS[unit]
+    v = ts.array.asi8
+    top = np.iinfo(np.int64).max // per
+    outside = (v < -top) | (v > top)  # (NaT too: it stays NaT)
+    ns = np.where(outside, _NAT, np.where(outside, 0, v) * per)
+    return pd.Series(_utc(ns), index=ts.index)
+
+
+def _dates_from_numbers(values: pd.Series, date_format: str, tz: str) -> pd.Series:
+    """Numbers read as ``date_format`` says (:data:`NUMBER_DATE_FORMATS`): Unix time is UTC, Excel
+    serial days are local time in ``tz``; anything else becomes NaT."""
+    unit, origin, local = NUMBER_DATE_FORMATS[date_format]
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        num = values.astype("float64")
+    else:
+        num = pd.to_numeric(values.astype("str").where(values.notna(), None).str.strip(), errors="coerce")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = _as_ns(pd.to_datetime(num, unit=unit, origin=origin, utc=True, errors="coerce"))
+    if local and tz != "UTC":
+        out = out.dt.tz_localize(None).dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+    return out.astype(TS_DTYPE)
 
 
 def parse_timestamps(
@@ -135,14 +183,25 @@ def parse_timestamps(
 ) -> pd.Series:
     """Parse to ``datetime64[ns, UTC]``; unparseable values become NaT (the caller reports them).
 
-    Values with an offset are converted to UTC; values without one are read in ``tz``.
+    Values with an offset are converted to UTC; values without one are read in ``tz``. Dates
+    outside 1677-09-21 .. 2262-04-11 (the range of ``datetime64[ns]``) and local times that do not
+    exist or happen twice in ``tz`` become NaT too (:func:`check_dates` says why). Numbers are
+    dates only with a ``date_format`` of :data:`NUMBER_DATE_FORMATS`: ``"epoch_s"`` and
+    ``"epoch_ms"`` (Unix time, UTC) or ``"excel"`` (Excel serial days, local time in ``tz``).
+
+    >>> parse_timestamps(pd.Series(["1704067200", 1704153600]), date_format="epoch_s").astype(str).tolist()
+    ['2024-01-01 00:00:00+00:00', '2024-01-02 00:00:00+00:00']
+    >>> parse_timestamps(pd.Series([45292.5]), date_format="excel").astype(str).tolist()
+    ['2024-01-01 12:00:00+00:00']
     """
     s = values
     if isinstance(s.dtype, pd.DatetimeTZDtype):
-        return s.dt.tz_convert("UTC").astype(TS_DTYPE)
+        return _as_ns(s.dt.tz_convert("UTC"))
     if pd.api.types.is_datetime64_dtype(s.dtype):
         out = s.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-        return out.dt.tz_convert("UTC").astype(TS_DTYPE)
+        return _as_ns(out.dt.tz_convert("UTC"))
+    if date_format in NUMBER_DATE_FORMATS:
+        return _dates_from_numbers(s, date_format, tz)
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         # Excel serial dates are handled by the Excel reader; plain numbers are not dates
         return pd.Series(pd.NaT, index=s.index, dtype=TS_DTYPE)
@@ -151,7 +210,7 @@ def parse_timestamps(
     txt = txt.str.strip()
     txt = txt.where(txt != "", None)
     fmt = date_format or "ISO8601"
-    out = pd.to_datetime(txt, utc=True, format=fmt, errors="coerce").astype(TS_DTYPE)
+    out = _as_ns(pd.to_datetime(txt, utc=True, format=fmt, errors="coerce"))
     miss = out.isna() & txt.notna()
     if miss.any() and date_format is None:
         # a second, slower pass over what ISO 8601 could not read (e.g. 31.12.2017, 12/31/2017);
@@ -188,19 +247,17 @@ def _parse_mixed(txt: pd.Series, *, dayfirst: bool) -> pd.Series:
     """
     layout = _numeric_layout(txt.iloc[0], dayfirst=dayfirst) if len(txt) else None
     if layout is None:
-        return pd.to_datetime(txt, utc=True, format="mixed", dayfirst=dayfirst, errors="coerce").astype(TS_DTYPE)
+        return _as_ns(pd.to_datetime(txt, utc=True, format="mixed", dayfirst=dayfirst, errors="coerce"))
     fmt, pattern = layout
     plain = txt.str.fullmatch(pattern).to_numpy(dtype=bool, na_value=False)
     if plain.all():
-        out = pd.to_datetime(txt, utc=True, format=fmt, errors="coerce").astype(TS_DTYPE)
+        out = _as_ns(pd.to_datetime(txt, utc=True, format=fmt, errors="coerce"))
     else:
         out = pd.Series(pd.NaT, index=txt.index, dtype=TS_DTYPE)
-        out[plain] = pd.to_datetime(txt[plain], utc=True, format=fmt, errors="coerce").astype(TS_DTYPE)
+        out[plain] = _as_ns(pd.to_datetime(txt[plain], utc=True, format=fmt, errors="coerce"))
     rest = ~plain | out.isna().to_numpy()  # other layouts, and dates that do not exist (31.04.)
     if rest.any():
-        out[rest] = pd.to_datetime(
-            txt[rest], utc=True, format="mixed", dayfirst=dayfirst, errors="coerce"
-        ).astype(TS_DTYPE)
+        out[rest] = _as_ns(pd.to_datetime(txt[rest], utc=True, format="mixed", dayfirst=dayfirst, errors="coerce"))
     return out
 
 
@@ -296,37 +353,219 @@ def check_dates(
     fix: str,
     reason: str,
     weights: np.ndarray | None = None,
+    tz: str = "UTC",
 ) -> np.ndarray:
-    """Report unreadable dates among ``candidates``; a wrong day/month order gets its own message."""
+    """Report unreadable dates among ``candidates``. Those with a known cause get their own message:
+    a wrong day/month order, a date outside 1677-09-21 .. 2262-04-11, a local time that does not
+    exist or happens twice in ``tz`` (a daylight-saving change), and numbers that look like Excel
+    serial days or Unix time. With ``errors="raise"`` the first such row in the source is reported.
+    """
     bad = parsed.isna().to_numpy() & candidates
     keep = np.ones(len(parsed), dtype=bool)
     if not bad.any():
         return keep
+    problems: list[_DateProblem] = []
     if date_format is None:
         order = bad & date_order_conflicts(raw, dayfirst=dayfirst)
-        if dayfirst:
-            exp = "a day-first date (dayfirst=True was passed)"
-            why = "month-first date while dayfirst=True"
-
-            def fx(i: int, v: object) -> str:
-                return f"{v!r} is written month-first: pass dayfirst=False."
-        else:
-            exp = "a month-first date (dayfirst=False, the default)"
-            why = "day-first date while dayfirst=False"
-
-            def fx(i: int, v: object) -> str:
-                return (
-                    f"the column holds day-first dates such as {v!r}: pass dayfirst=True, "
-                    "or give the exact format, e.g. date_format='%d.%m.%Y'."
-                )
-        keep &= sk.bad(
-            order, rows=rows, column=column, values=raw, expected=exp, fix=fx, reason=why, weights=weights
-        )
+        problems.append(_order_problem(order, raw, dayfirst=dayfirst))
         bad &= ~order
-    keep &= sk.bad(
-        bad, rows=rows, column=column, values=raw, expected=expected, fix=fix, reason=reason, weights=weights
-    )
+    if bad.any():
+        problems += _date_problems(raw, bad, tz=tz, dayfirst=dayfirst, date_format=date_format, reason=reason)
+    for p in problems:
+        bad &= ~p.mask
+    problems.append(_DateProblem(bad, expected, fix, reason, raw))
+    if sk.errors == "raise":  # the first bad row first
+        problems.sort(key=lambda p: int(np.argmax(p.mask)) if p.mask.any() else len(p.mask))
+    for p in problems:
+        keep &= sk.bad(
+            p.mask, rows=rows, column=column, values=p.shown, expected=p.expected, fix=p.fix, reason=p.reason,
+            weights=weights,
+        )
     return keep
+
+
+@dataclass(frozen=True)
+class _DateProblem:
+    """Bad dates of one cause: which rows, the message's parts, the reason counted when skipped,
+    and the values as the message shows them."""
+
+    mask: np.ndarray
+    expected: Text
+    fix: Text
+    reason: str
+    shown: pd.Series
+
+
+def _order_problem(order: np.ndarray, raw: pd.Series, *, dayfirst: bool) -> _DateProblem:
+    """Dates that only make sense in the other day/month order than ``dayfirst`` says."""
+    if dayfirst:
+        def fx(i: int, v: object) -> str:
+            return f"{v!r} is written month-first: pass dayfirst=False."
+
+        return _DateProblem(
+            order, "a day-first date (dayfirst=True was passed)", fx, "month-first date while dayfirst=True", raw
+        )
+
+    def fx_(i: int, v: object) -> str:
+        return (
+            f"the column holds day-first dates such as {v!r}: pass dayfirst=True, "
+            "or give the exact format, e.g. date_format='%d.%m.%Y'."
+        )
+
+    return _DateProblem(
+        order, "a month-first date (dayfirst=False, the default)", fx_, "day-first date while dayfirst=False", raw
+    )
+
+
+def _wall_clock(raw: pd.Series, *, dayfirst: bool, date_format: str | None) -> pd.Series:
+    """The dates as written, read as if in UTC and in whatever unit pandas gives (so 9999-12-31
+    is read too); NaT where the text is no date at all."""
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):
+        return raw.dt.tz_convert("UTC")
+    if pd.api.types.is_datetime64_dtype(raw.dtype):
+        return raw.dt.tz_localize("UTC")
+    none = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us, UTC]")
+    if date_format in NUMBER_DATE_FORMATS or (
+        pd.api.types.is_numeric_dtype(raw.dtype) or pd.api.types.is_bool_dtype(raw.dtype)
+    ):
+        return none
+    txt = raw.astype("str").where(raw.notna(), None).str.strip()
+    out = pd.to_datetime(txt, utc=True, format=date_format or "ISO8601", errors="coerce")
+    miss = out.isna() & txt.notna()
+    if date_format is None and miss.any():
+        more = pd.to_datetime(txt[miss], utc=True, format="mixed", dayfirst=dayfirst, errors="coerce")
+        out = out.astype("datetime64[us, UTC]") if out.dt.unit in ("s", "ms") else out
+        out[miss] = more
+    return out
+
+
+# numbers that look like dates written in another way: (low, high, what, date_format, unit, origin)
+_DATE_NUMBERS = (
+    (10_000, 100_000, "an Excel serial day number", "excel", "D", "1899-12-30"),
+    (1e8, 1e10, "Unix time in seconds", "epoch_s", "s", "unix"),
+    (1e11, 1e13, "Unix time in milliseconds", "epoch_ms", "ms", "unix"),
+)
+
+
+def _date_problems(
+    raw: pd.Series, bad: np.ndarray, *, tz: str, dayfirst: bool, date_format: str | None, reason: str
+) -> list[_DateProblem]:
+    """The ``bad`` dates whose cause is known: out of range, a daylight-saving gap or overlap, or
+    numbers that look like Excel serial days or Unix time."""
+    idx = np.flatnonzero(bad)
+    sub = raw.iloc[idx].reset_index(drop=True)
+    shown = pd.Series(np.full(len(raw), None, dtype=object), index=raw.index)
+    shown.iloc[idx] = _as_written(sub)
+    wall = _wall_clock(sub, dayfirst=dayfirst, date_format=date_format)
+    in_range = _as_ns(wall)
+    out: list[_DateProblem] = []
+
+    def add(m: np.ndarray, expected: Text, fix: Text, why: str) -> None:
+        if m.any():
+            mask = np.zeros(len(raw), dtype=bool)
+            mask[idx[m]] = True
+            out.append(_DateProblem(mask, expected, fix, f"{reason}: {why}", shown))
+
+    lo, hi = DATE_RANGE
+    add(
+        (wall.notna() & in_range.isna()).to_numpy(),
+        f"a date between {lo} and {hi} (the dates a history can hold)",
+        "correct the date; if it stands for no date (such as 9999-12-31 for 'never'), leave the cell empty.",
+        f"outside {lo}..{hi}",
+    )
+    if tz != "UTC":
+        out += _dst_problems(in_range, idx, len(raw), tz=tz, shown=shown, reason=reason)
+    num = _numbers(sub).to_numpy()
+    for low, high, what, fmt, unit, origin in _DATE_NUMBERS:
+        m = (num >= low) & (num < high)
+        if not m.any():
+            continue
+
+        def expected(i: int, v: object, what: str = what, unit: Any = unit, origin: str = origin) -> str:
+            when = pd.to_datetime(float(str(v).strip()), unit=unit, origin=origin)
+            return f"a date; {str(v).strip()} looks like {what} ({when:%Y-%m-%d %H:%M:%S}{'' if unit == 'D' else ' UTC'})"
+
+        if fmt == "excel":
+            fix = (
+                "pass date_format='excel' to read the numbers as Excel serial days (local time in tz), "
+                "or format the column as dates in Excel before exporting."
+            )
+        else:
+            fix = (
+                f"pass date_format={fmt!r} to read the numbers as {what}, or convert the column "
+                f"before loading: pd.to_datetime(df[<column>], unit={unit!r}, utc=True)."
+            )
+        add(m, expected, fix, what.removeprefix("an "))
+    return out
+
+
+def _as_written(sub: pd.Series) -> np.ndarray:
+    """The values for a message: dates and times as text (``'2024-10-27 02:30:00'``), not reprs."""
+    if _is_datetime(sub.dtype):
+        return sub.astype("str").to_numpy(dtype=object)
+    out = sub.to_numpy(dtype=object, copy=True)
+    if sub.dtype == object:
+        import datetime as dt
+
+        when = np.fromiter((isinstance(v, (dt.date, np.datetime64)) for v in out), dtype=bool, count=len(out))
+        out[when] = [str(v) for v in out[when]]
+    return out
+
+
+def _numbers(sub: pd.Series) -> pd.Series:
+    """The values as numbers (NaN where they are not)."""
+    if pd.api.types.is_bool_dtype(sub.dtype) or _is_datetime(sub.dtype):
+        return pd.Series(np.nan, index=sub.index)
+    if pd.api.types.is_numeric_dtype(sub.dtype):
+        return sub.astype("float64")
+    return pd.to_numeric(sub.astype("str").str.strip(), errors="coerce").astype("float64")
+
+
+def _dst_problems(
+    wall: pd.Series, idx: np.ndarray, n: int, *, tz: str, shown: pd.Series, reason: str
+) -> list[_DateProblem]:
+    """Local times (read as ``wall``, UTC standing for the local clock) that ``tz`` skips when the
+    clocks go forward, or has twice when they go back."""
+    local = wall.dt.tz_localize(None)
+    given = local.notna().to_numpy()
+    twice = given & local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").isna().to_numpy()
+    skipped = given & ~twice & local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").isna().to_numpy()
+    at = pd.Series(local.to_numpy(), index=pd.RangeIndex(len(local)))
+    where = np.full(n, -1, dtype=np.int64)
+    where[idx] = np.arange(len(idx))
+    out = []
+    if twice.any():
+        def fx_twice(i: int, v: object) -> str:
+            t = at.iloc[where[i]]
+            early = t.tz_localize(tz, ambiguous=True).isoformat()
+            late = t.tz_localize(tz, ambiguous=False).isoformat()
+            return (
+                f"write the time with its UTC offset ({early!r} for the first, {late!r} for the second), "
+                "or pass tz='UTC' if the file's times are UTC."
+            )
+
+        mask = np.zeros(n, dtype=bool)
+        mask[idx[twice]] = True
+        out.append(_DateProblem(
+            mask, f"a local time that happens once in {tz} (the clocks go back that night: it happens twice)",
+            fx_twice, f"{reason}: local time repeated by a daylight-saving change", shown,
+        ))
+    if skipped.any():
+        def fx_skipped(i: int, v: object) -> str:
+            t = at.iloc[where[i]]
+            after = t.tz_localize(tz, nonexistent="shift_forward").isoformat()
+            return (
+                f"correct the time (the clocks jump to {after}), write it with its UTC offset, "
+                "or pass tz='UTC' if the file's times are UTC."
+            )
+
+        mask = np.zeros(n, dtype=bool)
+        mask[idx[skipped]] = True
+        out.append(_DateProblem(
+            mask, f"a local time that exists in {tz} (the clocks go forward that night: it is skipped)",
+            fx_skipped, f"{reason}: local time skipped by a daylight-saving change", shown,
+        ))
+    return out
 
 
 def check_reading_parameters(*, tz: str = "UTC", decimal: str | None = ".", date_format: str | None = None) -> None:
@@ -343,13 +582,13 @@ def check_reading_parameters(*, tz: str = "UTC", decimal: str | None = ".", date
         ) from None
     if decimal is not None and decimal not in (".", ","):
         raise ParameterError(f"The 'decimal' parameter must be '.' or ','. Got {decimal!r} instead.")
-    if date_format is not None:
+    if date_format is not None and date_format not in NUMBER_DATE_FORMATS:
         try:
             pd.to_datetime(pd.Series(["2024-01-31"]), format=date_format, errors="coerce")
         except (ValueError, TypeError) as exc:
             raise ParameterError(
-                "The 'date_format' parameter must be a strftime format such as '%d.%m.%Y'. "
-                f"Got {date_format!r} instead ({exc})."
+                "The 'date_format' parameter must be a strftime format such as '%d.%m.%Y', or 'epoch_s', "
+                f"'epoch_ms' or 'excel' for dates written as numbers. Got {date_format!r} instead ({exc})."
             ) from None
 
 
@@ -954,7 +1193,7 @@ def _check_event_times(
     )
     keep &= check_dates(
         sk, ts, ev["timestamp"] if len(ev) else ts, candidates=keep, rows=rows, column="timestamp",
-        dayfirst=reading.dayfirst, date_format=reading.date_format,
+        dayfirst=reading.dayfirst, date_format=reading.date_format, tz=reading.tz,
         expected="a date or timestamp such as 2024-03-31 or 2024-03-31T14:05:00+02:00",
         fix=("correct the cell; for day-first dates pass dayfirst=True, or give the exact format, "
              "e.g. date_format='%d.%m.%Y'."),
@@ -1325,7 +1564,7 @@ def _parse_case_dates(c: pd.DataFrame, where: _CaseSource, sk: Skips, ck: np.nda
             given[given] = (raw[given].astype("str").str.strip() != "").to_numpy()
         ck &= check_dates(
             sk, parsed, raw, candidates=given & ck, rows=where.rows_for(col), column=col,
-            dayfirst=reading.dayfirst, date_format=reading.date_format,
+            dayfirst=reading.dayfirst, date_format=reading.date_format, tz=reading.tz,
             expected="a date such as 2024-03-31", fix="correct the date (or leave it empty).",
             reason=f"unparseable {col} date", weights=where.weights,
         )

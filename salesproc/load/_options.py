@@ -43,7 +43,8 @@ class LoadOptions:
     milestones
         Which event names are milestones when the data has no ``type`` column.
     dayfirst, date_format
-        How dates are written.
+        How dates are written (``date_format``: a strftime format, or ``"epoch_s"``, ``"epoch_ms"``
+        or ``"excel"`` for dates written as numbers).
     encoding, delimiter, decimal, sheet, lifecycle
         Reading options for files (``lifecycle`` for XES).
 

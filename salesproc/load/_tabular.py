@@ -153,7 +153,7 @@ def parse_date_column(
         filled = text(raw).notna().to_numpy()
     keep = keep & check_dates(
         sk, parsed, raw, candidates=filled & keep, rows=rows, column=column, dayfirst=dayfirst,
-        date_format=date_format, expected=expected,
+        date_format=date_format, expected=expected, tz=tz,
         fix=("correct the cell; for day-first dates pass dayfirst=True, or give the exact format, "
              "e.g. date_format='%d.%m.%Y'."),
         reason=f"unreadable date in {column!r}",

@@ -396,6 +396,9 @@ class FastTable:
     def _dates(col: pa.Array, rows: np.ndarray | None) -> Any:
         part = col if rows is None else col.take(pa.array(rows))
         naive = pd.DatetimeIndex(part.to_numpy(zero_copy_only=False))
+        if naive.unit != "ns" and ((naive < pd.Timestamp.min) | (naive > pd.Timestamp.max)).any():
+            # (9999-12-31 for "never"): the expat reader reports it, naming the line
+            raise Unsupported("a date outside the range of datetime64[ns]")
         return naive.tz_localize("UTC").as_unit("ns").array
 
 

@@ -1,0 +1,203 @@
+"""Odd input found by an adversarial pass (issue 17): values and files a loader must turn into a
+clear SalesprocError (file, row, column, the value, what was expected, the fix), or with
+``errors="skip"`` into counted skips, never into another library's traceback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import salesproc
+from salesproc.errors import InvalidValueError, SalesprocError
+from salesproc.load import LoadOptions, _xes, _xes_fast
+
+
+def parts(*pieces: str) -> str:
+    """A regex that finds every piece, in order, anywhere in the message."""
+    return "(?s)" + ".*".join(re.escape(p) for p in pieces)
+
+
+def write(folder: Path, name: str, content: str | bytes) -> Path:
+    p = folder / name
+    p.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return p
+
+
+def balanced(h: salesproc.History) -> bool:
+    r = h.report
+    return r.rows_read == r.rows_loaded + sum(r.skipped.values())
+
+
+# --- dates outside 1677-09-21 .. 2262-04-11 ----------------------------------------------------
+
+OUT_OF_RANGE = "case_id,name,timestamp\nA,Qualify,2024-01-02\nA,Proposal,9999-12-31\nB,Qualify,0001-01-01\n"
+
+
+@pytest.mark.parametrize("as_path", [True, False])
+def test_an_out_of_range_date_in_a_csv_names_row_column_value_range_and_fix(tmp_path: Path, as_path: bool) -> None:
+    source = write(tmp_path, "deals.csv", OUT_OF_RANGE) if as_path else io.StringIO(OUT_OF_RANGE)
+    with pytest.raises(InvalidValueError, match=parts(
+        "row 3", "column 'timestamp'", "found '9999-12-31'", "between 1677-09-21 and 2262-04-11",
+        "(1 more rows like it)", "Fix:", "leave the cell empty",
+    )):
+        salesproc.load_history(source)
+
+
+def test_out_of_range_dates_are_counted_skips(tmp_path: Path) -> None:
+    h = salesproc.load_history(write(tmp_path, "deals.csv", OUT_OF_RANGE), errors="skip")
+    assert h.events["timestamp"].tolist() == [pd.Timestamp("2024-01-02", tz="UTC")]
+    assert h.report.skipped == {"unparseable or missing timestamp: outside 1677-09-21..2262-04-11": 2}
+    assert balanced(h)
+
+
+def test_an_out_of_range_case_date_is_reported_too() -> None:
+    csv = "case_id,name,timestamp,closed\nA,Qualify,2024-01-02,9999-12-31\n"
+    with pytest.raises(InvalidValueError, match=parts("row 2", "column 'closed'", "'9999-12-31'", "1677-09-21")):
+        salesproc.load_history(io.StringIO(csv))
+
+
+def test_an_out_of_range_date_in_an_excel_cell(tmp_path: Path) -> None:
+    p = tmp_path / "deals.xlsx"
+    pd.DataFrame({
+        "case_id": ["A", "A"], "name": ["Qualify", "Proposal"],
+        "timestamp": [dt.datetime(2024, 1, 2), dt.datetime(9999, 12, 31)],
+    }).to_excel(p, index=False)
+    with pytest.raises(InvalidValueError, match=parts("deals.xlsx, row 3", "'timestamp'", "9999-12-31", "2262-04-11")):
+        salesproc.load_history(p)
+    h = salesproc.load_history(p, errors="skip")
+    assert len(h.events) == 1 and balanced(h)
+
+
+def test_an_out_of_range_date_in_a_dataframe_of_datetimes() -> None:
+    df = pd.DataFrame({"case_id": ["A", "A"], "name": ["Q", "P"],
+                       "timestamp": pd.Series([dt.datetime(2024, 1, 2), dt.datetime(1, 1, 1)], dtype=object)})
+    with pytest.raises(InvalidValueError, match=parts("<DataFrame>, row 3", "0001-01-01", "1677-09-21")):
+        salesproc.load_history(df)
+
+
+XES = """<?xml version="1.0" encoding="UTF-8"?>
+<log xes.version="1.0">
+<trace><string key="concept:name" value="A"/>
+<event><string key="concept:name" value="Qualify"/><date key="time:timestamp" value="2024-01-02T00:00:00+00:00"/></event>
+<event><string key="concept:name" value="Proposal"/><date key="time:timestamp" value="9999-12-31T00:00:00+00:00"/></event>
+</trace>
+</log>
+"""
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["r4pm", "expat"])
+def test_an_out_of_range_date_in_xes_on_both_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: bool) -> None:
+    p = write(tmp_path, "log.xes", XES)
+    if fast:
+        pytest.importorskip("r4pm")
+        monkeypatch.setattr(_xes, "_FAST_FROM_BYTES", 0)  # small files may take the fast path too
+        assert _xes_fast.read_fast(p, naive_ok=True) is not None  # r4pm reads the file
+    else:
+        monkeypatch.setitem(sys.modules, "r4pm", None)
+        monkeypatch.setitem(sys.modules, "r4pm.df", None)
+    with pytest.raises(InvalidValueError, match=parts(
+        "log.xes, line 5", "'time:timestamp'", "found '9999-12-31T00:00:00+00:00'", "1677-09-21 and 2262-04-11",
+    )):
+        salesproc.load_history(p)
+    h = salesproc.load_history(p, errors="skip")
+    assert h.events["name"].tolist() == ["Qualify"] and balanced(h)
+    assert h.report.skipped == {"unparseable or missing timestamp: outside 1677-09-21..2262-04-11": 1}
+
+
+def test_an_out_of_range_date_in_an_unmapped_xes_attribute_is_kept_as_text(tmp_path: Path) -> None:
+    p = write(tmp_path, "log.xes", XES.replace(
+        '<string key="concept:name" value="A"/>', '<string key="concept:name" value="A"/><date key="due" value="9999-12-31T00:00:00Z"/>'
+    ).replace("9999-12-31T00:00:00+00:00", "2024-02-01T00:00:00+00:00"))
+    h = salesproc.load_history(p)
+    assert h.cases["due"].tolist() == ["9999-12-31T00:00:00Z"]
+    assert any("'due' is declared date" in n for n in h.report.notes)
+
+
+# --- local times a daylight-saving change skips or repeats --------------------------------------
+
+
+def test_a_local_time_that_happens_twice_says_so_and_gives_both_offsets() -> None:
+    csv = "case_id,name,timestamp\nA,Qualify,2024-10-01 09:00\nA,Proposal,2024-10-27 02:30\n"
+    with pytest.raises(InvalidValueError, match=parts(
+        "row 3", "column 'timestamp'", "found '2024-10-27 02:30:00'", "happens once in Europe/Berlin",
+        "go back", "'2024-10-27T02:30:00+02:00'", "'2024-10-27T02:30:00+01:00'", "tz='UTC'",
+    )):
+        salesproc.load_history(io.StringIO(csv), tz="Europe/Berlin")
+
+
+def test_a_local_time_that_does_not_exist_says_so() -> None:
+    csv = "case_id,name,timestamp\nA,Qualify,31.03.2024 02:30\n"
+    with pytest.raises(InvalidValueError, match=parts(
+        "row 2", "found '31.03.2024 02:30'", "exists in Europe/Berlin", "go forward",
+        "2024-03-31T03:00:00+02:00", "UTC offset", "tz='UTC'",
+    )):
+        salesproc.load_history(io.StringIO(csv), tz="Europe/Berlin", dayfirst=True)
+
+
+def test_daylight_saving_gaps_and_overlaps_are_counted_by_kind() -> None:
+    csv = "case_id,name,timestamp\nA,Q,2024-10-27 02:30\nA,P,2024-03-31 02:30\nA,R,2024-10-27 02:30+01:00\n"
+    h = salesproc.load_history(io.StringIO(csv), tz="Europe/Berlin", errors="skip")
+    assert h.events["timestamp"].tolist() == [pd.Timestamp("2024-10-27 01:30", tz="UTC")]  # its offset decides
+    assert h.report.skipped == {
+        "unparseable or missing timestamp: local time repeated by a daylight-saving change": 1,
+        "unparseable or missing timestamp: local time skipped by a daylight-saving change": 1,
+    }
+
+
+# --- dates written as numbers ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "looks_like", "fix"), [
+    ("45292", "an Excel serial day number (2024-01-01 00:00:00)", "date_format='excel'"),
+    ("1704067200", "Unix time in seconds (2024-01-01 00:00:00 UTC)", "date_format='epoch_s'"),
+    ("1704067200000", "Unix time in milliseconds (2024-01-01 00:00:00 UTC)", "date_format='epoch_ms'"),
+])
+def test_numbers_in_a_date_column_say_what_they_look_like(value: str, looks_like: str, fix: str) -> None:
+    csv = f"case_id,name,timestamp\nA,Qualify,{value}\n"
+    with pytest.raises(InvalidValueError, match=parts("row 2", "'timestamp'", f"found {value}", looks_like, fix)):
+        salesproc.load_history(io.StringIO(csv))
+    df = pd.DataFrame({"case_id": ["A"], "name": ["Q"], "timestamp": [value]})  # as text, too
+    with pytest.raises(InvalidValueError, match=parts(f"found '{value}'", looks_like, fix)):
+        salesproc.load_history(df)
+
+
+@pytest.mark.parametrize(("date_format", "values"), [
+    ("epoch_s", ["1704067200", "1704110400.5"]),
+    ("epoch_ms", ["1704067200000", "1704110400500"]),
+    ("excel", ["45292", "45292.5"]),
+])
+def test_number_date_formats_read_the_numbers(date_format: str, values: list[str]) -> None:
+    csv = "case_id,name,timestamp\n" + "".join(f"A,S{i},{v}\n" for i, v in enumerate(values))
+    h = salesproc.load_history(io.StringIO(csv), date_format=date_format)
+    assert h.events["timestamp"].dt.strftime("%Y-%m-%d %H:%M").tolist() == ["2024-01-01 00:00", "2024-01-01 12:00"]
+
+
+def test_excel_serial_days_are_local_time_and_epoch_seconds_are_utc() -> None:
+    csv = "case_id,name,timestamp,created\nA,Q,45292.5,\n"
+    h = salesproc.load_history(io.StringIO(csv), date_format="excel", tz="Europe/Berlin")
+    assert h.events["timestamp"].tolist() == [pd.Timestamp("2024-01-01 11:00", tz="UTC")]
+    h = salesproc.load_history(io.StringIO("case_id,name,timestamp\nA,Q,1704067200\n"), date_format="epoch_s", tz="Europe/Berlin")
+    assert h.events["timestamp"].tolist() == [pd.Timestamp("2024-01-01", tz="UTC")]
+
+
+def test_options_carry_a_number_date_format() -> None:
+    opts = LoadOptions(date_format="epoch_ms")
+    h = salesproc.load_history(io.StringIO("case_id,name,timestamp\nA,Q,1704067200000\n"), options=opts)
+    assert h.events["timestamp"].tolist() == [pd.Timestamp("2024-01-01", tz="UTC")]
+
+
+def test_every_odd_date_is_a_salesproc_error_or_a_counted_skip() -> None:
+    csv = (
+        "case_id,name,timestamp\nA,a,9999-12-31\nA,b,0001-01-01\nA,c,45292\nA,d,1704067200\nA,e,2024-03-31 02:30\n"
+        "A,f,2024-01-05\n"
+    )
+    with pytest.raises(SalesprocError):
+        salesproc.load_history(io.StringIO(csv), tz="Europe/Berlin")
+    h = salesproc.load_history(io.StringIO(csv), tz="Europe/Berlin", errors="skip")
+    assert h.events["name"].tolist() == ["f"] and balanced(h)
