@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 
 import salesproc
-from salesproc.errors import InvalidValueError, SalesprocError
+from salesproc.errors import InvalidValueError, MalformedFileError, ParameterError, SalesprocError
 from salesproc.load import LoadOptions, _xes, _xes_fast
 
 
@@ -201,3 +202,97 @@ def test_every_odd_date_is_a_salesproc_error_or_a_counted_skip() -> None:
         salesproc.load_history(io.StringIO(csv), tz="Europe/Berlin")
     h = salesproc.load_history(io.StringIO(csv), tz="Europe/Berlin", errors="skip")
     assert h.events["name"].tolist() == ["f"] and balanced(h)
+
+
+# --- a damaged saved history -------------------------------------------------------------------
+
+
+def saved(tmp_path: Path) -> Path:
+    h = salesproc.load_history(io.StringIO("case_id,name,timestamp,outcome\nA,Qualify,2024-01-02,won\nB,Qualify,2024-01-03,open\n"))
+    return h.to_parquet(tmp_path / "history")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+@pytest.mark.parametrize("part", ["events.parquet", "cases.parquet"])
+def test_a_damaged_parquet_file_of_a_saved_history_names_folder_file_and_fix(
+    tmp_path: Path, part: str, damage: str
+) -> None:
+    folder = saved(tmp_path)
+    data = (folder / part).read_bytes()
+    (folder / part).write_bytes({"truncated": data[: len(data) // 2], "garbage": b"not parquet at all", "empty": b""}[damage])
+    for read in (salesproc.load_history, salesproc.History.read_parquet):
+        with pytest.raises(MalformedFileError, match=parts(
+            str(folder), "damaged", part, "save the history again", "load it again from its source",
+        )):
+            read(folder)
+
+
+@pytest.mark.parametrize("text", ['{"source": "x", "rows_read": ', "[1, 2]", '{"rows_read": "many"}'])
+def test_a_broken_report_json_of_a_saved_history_names_the_file(tmp_path: Path, text: str) -> None:
+    folder = saved(tmp_path)
+    (folder / "report.json").write_text(text)
+    with pytest.raises(MalformedFileError, match=parts(str(folder), "report.json", "Fix: save the history again")):
+        salesproc.load_history(folder)
+
+
+def test_a_saved_history_whose_files_are_not_a_history_names_them(tmp_path: Path) -> None:
+    folder = saved(tmp_path)
+    pd.DataFrame({"x": [1, 2]}).to_parquet(folder / "events.parquet")
+    with pytest.raises(SalesprocError, match=parts(str(folder))):
+        salesproc.load_history(folder)
+
+
+# --- SQL that would change the database --------------------------------------------------------
+
+
+@pytest.fixture
+def crm_db(tmp_path: Path) -> Path:
+    path = tmp_path / "crm.db"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE stages (case_id TEXT, name TEXT, timestamp TEXT)")
+        con.executemany("INSERT INTO stages VALUES (?, ?, ?)", [("A", "Qualify", "2024-01-02"), ("A", "Won", "2024-02-01")])
+    con.close()
+    return path
+
+
+def rows_in(path: Path) -> list[tuple[str, ...]]:
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("SELECT * FROM stages ORDER BY timestamp").fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(("query", "why"), [
+    ("DELETE FROM stages", "starts with DELETE"),
+    ("drop table stages", "starts with DROP"),
+    ("UPDATE stages SET name = 'x'", "starts with UPDATE"),
+    ("  -- tidy up\n INSERT INTO stages VALUES ('B', 'Q', '2024-01-01')", "starts with INSERT"),
+    ("SELECT * FROM stages; DROP TABLE stages", "holds 2 statements"),
+    ("WITH gone AS (DELETE FROM stages RETURNING *) SELECT * FROM gone", "holds DELETE, which writes"),
+    ("CREATE TABLE copy AS SELECT * FROM stages", "starts with CREATE"),
+])
+@pytest.mark.parametrize("how", ["url", "sqlite3"])
+def test_a_query_that_writes_is_refused_before_it_runs(crm_db: Path, query: str, why: str, how: str) -> None:
+    before = rows_in(crm_db)
+    con = sqlite3.connect(crm_db) if how == "sqlite3" else None
+    try:
+        with pytest.raises(ParameterError, match=parts(
+            "'query' parameter of load_history must be one SELECT statement", why, "Fix:", "Nothing was run",
+        )):
+            salesproc.load_history(con if con is not None else f"sqlite:///{crm_db}", query=query)
+    finally:
+        if con is not None:
+            con.close()
+    assert rows_in(crm_db) == before
+    con = sqlite3.connect(crm_db)
+    try:
+        assert [t for (t,) in con.execute("SELECT name FROM sqlite_master")] == ["stages"]
+    finally:
+        con.close()
+
+
+def test_a_select_with_writing_words_in_its_text_and_names_still_runs(crm_db: Path) -> None:
+    query = "SELECT case_id, name, timestamp, 'delete; drop' AS \"update\" FROM stages -- not: DELETE\n;"
+    h = salesproc.load_history(f"sqlite:///{crm_db}", query=query)
+    assert h.events["update"].tolist() == ["delete; drop", "delete; drop"]

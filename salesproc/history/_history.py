@@ -502,27 +502,53 @@ class History:
             if not (p / part).exists():
                 raise InputError(
                     f"{p}: no {part}. Expected a folder written by History.to_parquet "
-                    "(cases.parquet, events.parquet, report.json)."
+                    "(cases.parquet, events.parquet, report.json). Fix: save the history again with "
+                    "History.to_parquet, or load it again from its source file."
                 )
         import pyarrow.parquet as pq
 
         from salesproc._arrow import table_to_frame
-        cases = pd.read_parquet(p / "cases.parquet")
-        # the text columns are stored dictionary-encoded: read as codes, never one string per row
-        events = table_to_frame(pq.read_table(p / "events.parquet"))
-        rep: dict[str, Any] = {}
-        if (p / "report.json").exists():
-            rep = json.loads((p / "report.json").read_text())
-        report = LoadReport(
-            source=str(rep.get("source", p)),
-            rows_read=int(rep.get("rows_read", len(events))),
-            rows_loaded=int(rep.get("rows_loaded", len(events))),
-            skipped=dict(rep.get("skipped", {})),
-            notes=tuple(rep.get("notes", ())),
-        )
-        # finalize checks what the files hold (every event's case is a case, events in case and
-        # time order, which a saved history's are) and sets the dtypes
-        return finalize(cases, events, report)
+        from salesproc.errors import SalesprocError
+
+        part = "cases.parquet"
+        try:
+            cases = pd.read_parquet(p / part)
+            part = "events.parquet"
+            # the text columns are stored dictionary-encoded: read as codes, never one string per row
+            events = table_to_frame(pq.read_table(p / part))
+            part = "report.json"
+            rep: dict[str, Any] = {}
+            if (p / part).exists():
+                rep = json.loads((p / part).read_text(encoding="utf-8"))
+            report = LoadReport(
+                source=str(rep.get("source", p)),
+                rows_read=int(rep.get("rows_read", len(events))),
+                rows_loaded=int(rep.get("rows_loaded", len(events))),
+                skipped=dict(rep.get("skipped", {})),
+                notes=tuple(rep.get("notes", ())),
+            )
+            part = "cases.parquet and events.parquet"
+            # finalize checks what the files hold (every event's case is a case, events in case and
+            # time order, which a saved history's are) and sets the dtypes
+            return finalize(cases, events, report)
+        except SalesprocError:
+            raise
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:  # (ArrowInvalid, JSONDecodeError)
+            raise _damaged(p, part, exc) from None
+
+
+def _damaged(folder: Path, part: str, exc: BaseException) -> InputError:
+    """A damaged file of a saved history (truncated Parquet, broken JSON, columns that are not a
+    history's) as a :class:`~salesproc.errors.MalformedFileError` naming folder, file and fix."""
+    from salesproc.errors import MalformedFileError
+
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return MalformedFileError(
+        f"{folder}: the saved history is damaged: cannot read {part} ({type(exc).__name__}: "
+        f"{reason[:200]}). Expected the files History.to_parquet writes "
+        "(cases.parquet, events.parquet, report.json), whole. Fix: save the history again with "
+        "History.to_parquet, or load it again from its source file."
+    )
 
 
 def _ts(value: Any, name: str) -> pd.Timestamp | None:

@@ -410,10 +410,56 @@ class _Fetched:
     label: str
 
 
+# what a query may start with, and the words that make a statement write (outside text and names)
+_READING_STARTS = frozenset({"SELECT", "WITH", "VALUES", "TABLE"})
+_WRITING_WORDS = re.compile(
+    r"\b(INSERT|UPDATE|DELETE|MERGE|UPSERT|REPLACE\s+INTO|DROP|CREATE|ALTER|TRUNCATE|GRANT|REVOKE|ATTACH|"
+    r"DETACH|PRAGMA|VACUUM|REINDEX|COPY|CALL|EXEC|EXECUTE|INTO|LOCK|COMMIT|ROLLBACK|SAVEPOINT)\b",
+    re.IGNORECASE,
+)
+# comments, text literals and quoted names, whose words are not SQL keywords
+_NOT_KEYWORDS = re.compile(r"--[^\n]*|/\*.*?(?:\*/|$)|'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|`[^`]*`?|\[[^\]]*\]?", re.DOTALL)
+
+
+def check_reads_only(query: str, label: str) -> None:
+    """Refuse, before it runs, a query that is not one statement that only reads (``SELECT``, or
+    ``WITH ... SELECT``): salesproc never changes a database.
+
+    Examples
+    --------
+    >>> check_reads_only("SELECT deal, 'drop' AS note FROM stages -- no DELETE here", "crm.db")
+    >>> check_reads_only("DELETE FROM stages", "crm.db")
+    Traceback (most recent call last):
+    ...
+    salesproc.errors.ParameterError: The 'query' parameter of load_history must be one SELECT statement (salesproc only reads from crm.db). Got 'DELETE FROM stages' instead, which starts with DELETE. Fix: write a query that selects the events, e.g. query='SELECT deal_id, stage, changed_at FROM stage_history'; make changes to the database in your SQL client. Nothing was run.
+    """
+    code = _NOT_KEYWORDS.sub(" ", query)
+    words = code.replace("(", " ").split()
+    first = words[0].upper() if words else ""
+    statements = [part for part in code.split(";") if part.strip()]
+    writes = _WRITING_WORDS.search(code)
+    if first not in _READING_STARTS:
+        why = f"starts with {first or 'no SQL keyword'}"
+    elif len(statements) > 1:
+        why = f"holds {len(statements)} statements"
+    elif writes:
+        why = f"holds {' '.join(writes.group(1).upper().split())}, which writes"
+    else:
+        return
+    shown = query.strip() if len(query.strip()) <= 80 else query.strip()[:77] + "..."
+    raise ParameterError(
+        f"The 'query' parameter of load_history must be one SELECT statement (salesproc only reads from {label}). "
+        f"Got {shown!r} instead, which {why}. Fix: write a query that selects the events, e.g. "
+        "query='SELECT deal_id, stage, changed_at FROM stage_history'; make changes to the database in your "
+        "SQL client. Nothing was run."
+    )
+
+
 def _fetch(source: Any, *, query: str | None, table: str | None, cases_table: str | None) -> _Fetched:
     """Read the events (by query or table) and the case table; no event rows is an error."""
     with _connect(source) as db:
         if query is not None:
+            check_reads_only(query, db.label)
             events = db.query(query)
             label = f"{db.label} (query"
         else:
