@@ -4,6 +4,7 @@ clear SalesprocError (file, row, column, the value, what was expected, the fix),
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import io
 import re
@@ -15,8 +16,16 @@ import pandas as pd
 import pytest
 
 import salesproc
-from salesproc.errors import InvalidValueError, MalformedFileError, ParameterError, SalesprocError
+from salesproc.errors import (
+    EncodingError,
+    InputError,
+    InvalidValueError,
+    MalformedFileError,
+    ParameterError,
+    SalesprocError,
+)
 from salesproc.load import LoadOptions, _xes, _xes_fast
+from salesproc.load._guards import OWN_ROW
 
 
 def parts(*pieces: str) -> str:
@@ -296,3 +305,97 @@ def test_a_select_with_writing_words_in_its_text_and_names_still_runs(crm_db: Pa
     query = "SELECT case_id, name, timestamp, 'delete; drop' AS \"update\" FROM stages -- not: DELETE\n;"
     h = salesproc.load_history(f"sqlite:///{crm_db}", query=query)
     assert h.events["update"].tolist() == ["delete; drop", "delete; drop"]
+
+
+# --- a column named '_row' ---------------------------------------------------------------------
+
+ROW_COLUMN = "case_id,name,timestamp,_row\nA,Qualify,2024-01-02,x\nA,Proposal,2024-01-09,y\nB,Qualify,,z\n"
+
+
+@pytest.mark.parametrize("blank_line", [False, True])
+def test_a_column_named_row_is_not_taken_for_row_numbers(tmp_path: Path, blank_line: bool) -> None:
+    text = ROW_COLUMN.replace("\nB,", "\n\nB,") if blank_line else ROW_COLUMN
+    p = write(tmp_path, "deals.csv", text)
+    with pytest.raises(InvalidValueError, match=parts(f"deals.csv, row {5 if blank_line else 4}", "'timestamp'")):
+        salesproc.load_history(p)
+    h = salesproc.load_history(p, errors="skip")
+    assert h.events[OWN_ROW].tolist() == ["x", "y"]
+    assert any("'_row' is loaded as '_row (from the file)'" in n for n in h.report.notes)
+    assert balanced(h)
+
+
+def test_a_column_named_row_in_a_dataframe_excel_and_parquet(tmp_path: Path) -> None:
+    df = pd.DataFrame({"case_id": ["A", "A"], "name": ["Q", "P"], "timestamp": ["2024-01-02", "never"], "_row": [7, 7]})
+    with pytest.raises(InvalidValueError, match=parts("<DataFrame>, row 3", "found 'never'")):
+        salesproc.load_history(df)
+    assert "_row" in df.columns  # the caller's frame is left as it was
+    df.to_excel(tmp_path / "deals.xlsx", index=False)
+    df.to_parquet(tmp_path / "deals.parquet")
+    for name in ("deals.xlsx", "deals.parquet"):
+        with pytest.raises(InvalidValueError, match=parts(f"{name}, row 3", "found 'never'")):
+            salesproc.load_history(tmp_path / name)
+        h = salesproc.load_history(tmp_path / name, errors="skip")
+        assert h.events[OWN_ROW].tolist() == [7] and balanced(h)
+
+
+def test_a_column_named_row_in_a_sql_table(tmp_path: Path) -> None:
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE TABLE ev (case_id TEXT, name TEXT, timestamp TEXT, _row INTEGER)")
+    con.executemany("INSERT INTO ev VALUES (?, ?, ?, ?)", [("A", "Q", "2024-01-02", 99), ("A", "P", "soon", 99)])
+    with pytest.raises(InvalidValueError, match=parts("row 2", "found 'soon'")):
+        salesproc.load_history(con, table="ev")
+    con.close()
+
+
+# --- text that is not UTF-8, NUL bytes, rows too long to read ----------------------------------
+
+CSV = "case_id,name,timestamp\nA,Qualify,2024-01-02\nA,Proposal,2024-01-09\n"
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be"])
+def test_utf16_with_a_byte_order_mark_is_read_and_noted(tmp_path: Path, codec: str) -> None:
+    data = CSV.encode(codec) if codec == "utf-16" else codecs.BOM_UTF16_BE + CSV.encode(codec)
+    for source in (write(tmp_path, "deals.csv", data), io.BytesIO(data)):
+        h = salesproc.load_history(source)
+        assert h.events["name"].tolist() == ["Qualify", "Proposal"]
+        assert "read as UTF-16 text: the file starts with a UTF-16 byte order mark" in h.report.notes
+
+
+@pytest.mark.parametrize(("codec", "order"), [("utf-16-le", "little-endian"), ("utf-16-be", "big-endian")])
+def test_utf16_without_a_byte_order_mark_says_which_encoding_to_pass(tmp_path: Path, codec: str, order: str) -> None:
+    p = write(tmp_path, "deals.csv", CSV.encode(codec))
+    with pytest.raises(EncodingError, match=parts("deals.csv", "this file is UTF-16", order, f"encoding={codec!r}")):
+        salesproc.load_history(p)
+    h = salesproc.load_history(p, encoding=codec)  # and the fix works
+    assert h.events["name"].tolist() == ["Qualify", "Proposal"]
+
+
+@pytest.mark.parametrize("as_path", [True, False])
+def test_a_nul_byte_in_a_cell_is_refused_naming_row_and_column(tmp_path: Path, as_path: bool) -> None:
+    data = b"case_id,name,timestamp\nA,Qualify,2024-01-02\nA,Pro\x00posal,2024-01-09\n"
+    source = write(tmp_path, "deals.csv", data) if as_path else io.BytesIO(data)
+    with pytest.raises(InvalidValueError, match=parts(
+        "row 3", "column 'name'", "found 'Pro\\x00posal'", "without NUL bytes", "Fix:",
+    )):
+        salesproc.load_history(source)
+
+
+def test_a_nul_byte_in_an_unmapped_column_is_refused_too() -> None:
+    data = b"case_id,name,timestamp,note\nA,Qualify,2024-01-02,ok\nA,Proposal,2024-01-09,bad\x00\n"
+    with pytest.raises(InvalidValueError, match=parts("row 3", "column 'note'", "NUL")):
+        salesproc.load_history(io.BytesIO(data))
+
+
+def test_a_value_too_long_to_read_names_the_row_and_column(tmp_path: Path) -> None:
+    p = write(tmp_path, "deals.csv", "case_id,name,timestamp\nA,Qualify,2024-01-02\nB," + "x" * (9 << 20) + ",2024-01-02\n")
+    with pytest.raises(InputError, match=parts(
+        "deals.csv, row 3, column 'name'", "9.0 MiB", "expected rows under 8 MiB", "Fix:", "quote",
+    )):
+        salesproc.load_history(p)
+
+
+def test_a_quote_never_closed_that_swallows_the_file_names_its_row(tmp_path: Path) -> None:
+    rows = "".join(f"C{i},Qualify,2024-01-02\n" for i in range(400_000))
+    p = write(tmp_path, "deals.csv", 'case_id,name,timestamp\nA,Qualify,2024-01-02\nB,"Proposal,2024-01-03\n' + rows)
+    with pytest.raises(InputError, match=parts("deals.csv, row 3, column 'name'", "MiB", "'Proposal", "quote")):
+        salesproc.load_history(p)

@@ -38,6 +38,7 @@ from salesproc.history._history import (
     LoadReport,
     finalize,
 )
+from salesproc.load._numbers import NumberFormat, parse_numbers
 from salesproc.load._options import Errors, MilestoneRule
 
 # case-level columns a flat event log may carry on every row
@@ -592,24 +593,11 @@ def check_reading_parameters(*, tz: str = "UTC", decimal: str | None = ".", date
             ) from None
 
 
-def parse_amounts(values: pd.Series, *, decimal: str = ".") -> pd.Series:
-    """Numbers, also from European text such as ``1.234,50`` when ``decimal=','``."""
-    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-        return values.astype("float64")
-    if values.dtype == object:
-        # numbers kept as Python objects, read as the text route reads them: integers always,
-        # floats when the decimal mark is a point (their text then has no other separator)
-        kind = pd.api.types.infer_dtype(values, skipna=True)
-        if kind == "integer" or (decimal == "." and kind in ("floating", "mixed-integer-float")):
-            return values.astype("float64")
-    txt = values.astype("str").where(values.notna(), None).str.strip()
-    txt = txt.str.replace(r"[\s\u00a0$€£¥]", "", regex=True)
-    if decimal == ",":
-        txt = txt.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-    else:
-        txt = txt.str.replace(",", "", regex=False)
-    txt = txt.where(txt != "", None)
-    return pd.to_numeric(txt, errors="coerce").astype("float64")
+def parse_amounts(values: pd.Series, *, decimal: str | None = ".") -> pd.Series:
+    """Numbers, also from European text such as ``1.234,50`` when ``decimal=','``; thousands
+    separators only where they group digits by three (``decimal=None`` decides the mark from the
+    values, see :func:`salesproc.load._numbers.parse_numbers`)."""
+    return parse_numbers(values, decimal=decimal)[0]
 
 
 def milestone_matcher(rule: MilestoneRule) -> Callable[[pd.Series], np.ndarray] | None:
@@ -966,7 +954,7 @@ def build_history(
     milestones: MilestoneRule = None,
     dayfirst: bool = False,
     date_format: str | None = None,
-    decimal: str = ".",
+    decimal: str | None = ".",
     rows_read: int | None = None,
     row_offset: int = 2,
     skips: Skips | None = None,
@@ -981,6 +969,8 @@ def build_history(
     any other column (event attributes). ``cases`` (optional) holds one row per case. A ``_row``
     column in either frame gives the source row of each row for messages (else ``row_offset`` +
     position). ``column_names`` maps canonical names to the source's own, also for messages.
+    ``decimal`` is the mark of amounts written as text; None decides it from the values (the
+    summary's notes say which).
 
     Counting: every source row is either loaded or skipped with a reason, so ``rows_read ==
     rows_loaded + sum(skipped)``. A case skipped for a case-level problem (its outcome, kind or
@@ -1016,6 +1006,7 @@ def build_history(
     # cases: what the events say of each, outcomes from terminal events, the case table's rows
     evs = replace(evs, starts=_case_starts(evs.codes))
     c = _cases_from_events(evs, rows, _case_level_columns(ev), with_case_table=cases is not None)
+    conflicts = _case_value_conflicts(evs, rows, _case_level_columns(ev), outcome_values=outcome_values)
     evs = _outcomes_from_terminal_events(evs, c, sk, reading=reading)
     if cases is not None:
         c = _merge_case_table(_check_case_table(cases, sk, row_offset=row_offset), c, sk)
@@ -1028,7 +1019,9 @@ def build_history(
     ck = _check_kinds(c, kinds, where, sk)
     ck = _parse_case_dates(c, where, sk, ck, reading=reading)
     ck = _check_created(c, where, sk, ck)
-    ck = _parse_case_amounts(c, where, sk, ck, decimal=decimal)
+    fmt = _amount_format(ev, rows, cases, sk, decimal=decimal, row_offset=row_offset)
+    ck = _parse_case_amounts(c, where, sk, ck, fmt=fmt)
+    ck = _report_conflicts(c, conflicts, where, sk, ck)
     ck = _case_outcomes(
         c, kinds, where, sk, ck, outcome_values=outcome_values, outcome_rule=bool(outcome_events)
     )
@@ -1052,7 +1045,7 @@ class _Reading:
     tz: str
     dayfirst: bool
     date_format: str | None
-    decimal: str
+    decimal: str | None
 
 
 @dataclass(frozen=True)
@@ -1586,20 +1579,45 @@ def _check_created(c: pd.DataFrame, where: _CaseSource, sk: Skips, ck: np.ndarra
     return ck
 
 
-def _parse_case_amounts(c: pd.DataFrame, where: _CaseSource, sk: Skips, ck: np.ndarray, *, decimal: str) -> np.ndarray:
-    """``amount`` parsed as numbers in place (NaN when absent); unreadable non-blank amounts reported."""
+def _amount_format(
+    ev: pd.DataFrame, rows: Any, cases: pd.DataFrame | None, sk: Skips, *, decimal: str | None, row_offset: int
+) -> NumberFormat:
+    """How the source writes its amounts, decided from every row that gives one (events and case
+    table), else the given ``decimal``; noted for the summary when text was read."""
+    columns = [(col, rows) for col in [_case_level_columns(ev).get("amount")] if col is not None]
+    if cases is not None and "amount" in cases.columns:
+        columns.append((cases["amount"], _rows_of(cases.reset_index(drop=True), row_offset)))
+    name = sk.names.get("amount", "amount")
+    fmt = None
+    if len(columns) == 1:
+        fmt = parse_numbers(columns[0][0], decimal=decimal, source=sk.source, column=name, rows=columns[0][1])[1]
+    elif columns:
+        both = pd.concat([pd.Series(col.to_numpy(dtype=object)) for col, _ in columns], ignore_index=True)
+        at = np.concatenate([np.asarray(r) for _, r in columns])
+        fmt = parse_numbers(both, decimal=decimal, source=sk.source, column=name, rows=at)[1]
+    fmt = fmt or NumberFormat(decimal, given=decimal is not None)
+    if columns and (fmt.decimal or fmt.thousands):
+        sk.notes.append(f"{name}: {fmt.describe()}")
+    return fmt
+
+
+def _parse_case_amounts(
+    c: pd.DataFrame, where: _CaseSource, sk: Skips, ck: np.ndarray, *, fmt: NumberFormat
+) -> np.ndarray:
+    """``amount`` parsed as numbers in place (NaN when absent), with the source's format ``fmt``;
+    unreadable non-blank amounts reported."""
     if "amount" not in c.columns:
         c["amount"] = np.nan
         return ck
-    amt = parse_amounts(pd.Series(c["amount"]), decimal=decimal)
+    amt = parse_amounts(pd.Series(c["amount"]), decimal=fmt.decimal or ".")
     rawa = pd.Series(c["amount"])
     bada = amt.isna().to_numpy() & rawa.notna().to_numpy()
     if bada.any():
         bada[bada] = (rawa[bada].astype("str").str.strip() != "").to_numpy()
     ck &= sk.bad(
         bada & ck, rows=where.rows_for("amount"), column="amount", values=rawa,
-        expected="a number such as 12500.50",
-        fix="correct the cell; for European number formats pass decimal=','.",
+        expected=f"a number written as the column's others are: {fmt.describe()}, such as {fmt.example()}",
+        fix="correct the cell, or say how the file writes numbers with decimal='.' or decimal=','.",
         reason="unparseable amount", weights=where.weights,
     )
     c["amount"] = amt
@@ -1745,6 +1763,152 @@ def _event_text(ev: pd.DataFrame, col: str, src: np.ndarray | None) -> pd.Series
 
 
 
+
+
+# --- case values that disagree between a case's rows ----------------------------------------
+
+
+@dataclass(frozen=True)
+class _Conflicts:
+    """For one case-level column, the cases whose rows disagree: their ids, and per case the value
+    kept (its last row in time order) and one other value, each with its source row. ``kind`` is
+    ``"outcome"`` (two closed outcomes: won and lost), ``"reopened"`` (closed on a row, open on the
+    last) or ``"value"`` (anything else: an amount, segment or owner that changed)."""
+
+    column: str
+    kind: str
+    case_ids: np.ndarray
+    kept: np.ndarray
+    kept_rows: np.ndarray
+    other: np.ndarray
+    other_rows: np.ndarray
+
+
+def _value_codes(values: pd.Series) -> np.ndarray:
+    """Each source row's value as an integer code (equal values, equal codes; -1: missing)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return np.asarray(values.cat.codes, dtype=np.int64)
+    return pd.factorize(values)[0].astype(np.int64)
+
+
+def _case_value_conflicts(
+    evs: _Events, rows: Any, case_level: Mapping[str, pd.Series], *, outcome_values: Mapping[str, str] | None
+) -> list[_Conflicts]:
+    """The case-level columns whose values differ between the rows of a case (compared as
+    written; outcomes by what they mean, so ``Won`` and ``closed_won`` agree)."""
+    codes, starts = evs.codes, evs.starts
+    if starts is None or not len(codes):
+        return []
+    ends = np.r_[starts[1:], len(codes)] - 1
+    found: list[_Conflicts] = []
+    for k, values in case_level.items():
+        pos = _case_value_positions(evs, values, starts, ends)
+        if k == "outcome":
+            canon = np.asarray(_outcome_labels(values, outcome_values)[0].cat.codes, dtype=np.int64)
+            per_ev = evs.at_src(np.where(values.notna().to_numpy(), canon, -1))
+        else:
+            per_ev = evs.at_src(_value_codes(values))
+        kept = np.where(pos >= 0, per_ev[np.maximum(pos, 0)], -1)[codes]
+        differs = (per_ev >= 0) & (per_ev != kept)
+        if not differs.any():
+            continue
+        if k == "outcome":
+            is_open = OUTCOMES.index("open")
+            closed_both = differs & (per_ev != is_open) & (kept != is_open)
+            found += _conflicts_of(evs, rows, values, pos, closed_both, column=k, kind="outcome")
+            reopened = differs & (kept == is_open)
+            found += _conflicts_of(evs, rows, values, pos, reopened, column=k, kind="reopened")
+        else:
+            found += _conflicts_of(evs, rows, values, pos, differs, column=k, kind="value")
+    return found
+
+
+def _conflicts_of(
+    evs: _Events, rows: Any, values: pd.Series, pos: np.ndarray, differs: np.ndarray, *, column: str, kind: str
+) -> list[_Conflicts]:
+    """The cases with a row flagged in ``differs`` (positions into the events), with the first such
+    row of each and the row whose value is kept."""
+    at = np.flatnonzero(differs)
+    if not len(at):
+        return []
+    case, first = np.unique(evs.codes[at], return_index=True)
+    other_src = np.asarray(evs.src[at[first]])
+    kept_src = np.asarray(evs.src[pos[case]])
+    return [
+        _Conflicts(
+            column=column, kind=kind, case_ids=np.asarray(evs.case_ids[case], dtype=object),
+            kept=np.asarray(values.iloc[kept_src].to_numpy(), dtype=object), kept_rows=np.asarray(rows[kept_src]),
+            other=np.asarray(values.iloc[other_src].to_numpy(), dtype=object), other_rows=np.asarray(rows[other_src]),
+        )
+    ]
+
+
+def _report_conflicts(
+    c: pd.DataFrame, conflicts: list[_Conflicts], where: _CaseSource, sk: Skips, ck: np.ndarray
+) -> np.ndarray:
+    """Two closed outcomes on one case's rows are bad cases (an error, or skipped and counted with
+    all their rows); any other value that changed between a case's rows is noted, with how many
+    cases and an example: the last row in time order was kept. Cases whose value came from the
+    case table (which wins) are left out."""
+    for cf in conflicts:
+        on = pd.Series(np.arange(len(cf.case_ids)), index=pd.Index(cf.case_ids, dtype=object))
+        at = c["case_id"].astype(object).map(on)
+        hit = at.notna().to_numpy() & ck  # (cases already skipped are not reported twice)
+        if hit.any() and f"_row:{cf.column}" in c.columns:  # the value kept came from the events
+            i = at[hit].to_numpy(dtype=np.int64)
+            hit[hit] = c[f"_row:{cf.column}"].to_numpy()[hit] == cf.kept_rows[i]
+        if not hit.any():
+            continue
+        i = at.fillna(-1).to_numpy(dtype=np.int64)
+        name = sk.names.get(cf.column, cf.column)
+        if cf.kind == "outcome":
+            ck &= _bad_outcome_conflicts(c, cf, i, hit & ck, where, sk)
+            continue
+        j = int(i[np.flatnonzero(hit)[0]])
+        # (no row numbers: an XES file's differ between its readers)
+        quote = cf.column != "amount"  # (amounts read as text are numbers)
+        example = (
+            f"e.g. case {str(cf.case_ids[j])!r}: {_shown(cf.other[j], quote)}, later {_shown(cf.kept[j], quote)}"
+        )
+        n = int(hit.sum())
+        if cf.kind == "reopened":
+            sk.notes.append(
+                f"{name}: {n:,} case{'s' if n > 1 else ''} closed on a row but open on a later one ({example}): "
+                "kept open, as the last row in time order says"
+            )
+        else:
+            sk.notes.append(
+                f"{name}: {n:,} case{'s' if n > 1 else ''} with different values on their rows ({example}): "
+                "each case's last row in time order kept (an export updates a case over time)"
+            )
+    return ck
+
+
+def _shown(value: object, quote: bool = True) -> str:
+    """A cell's value for a message: text quoted, numbers and dates as written."""
+    return repr(value) if isinstance(value, str) and quote else str(value)
+
+
+def _bad_outcome_conflicts(
+    c: pd.DataFrame, cf: _Conflicts, i: np.ndarray, mask: np.ndarray, where: _CaseSource, sk: Skips
+) -> np.ndarray:
+    """Cases with two closed outcomes (``mask``, ``i`` their entry in ``cf``) as bad cases."""
+    safe = np.maximum(i, 0)
+    other_rows = np.where(i >= 0, cf.other_rows[safe], where.rows)
+
+    def expected(p: int, value: object) -> str:
+        j = int(safe[p])
+        return (
+            f"one outcome per case, but row {cf.kept_rows[j]} (its last in time order) says {cf.kept[j]!r} "
+            f"for the same case {str(cf.case_ids[j])!r}"
+        )
+
+    return sk.bad(
+        mask, rows=other_rows, column=cf.column, values=pd.Series(cf.other[safe], dtype=object),
+        expected=expected,
+        fix="correct the outcome on the case's rows so that they agree (or give it on its last row only).",
+        reason="conflicting outcomes on a case's rows", weights=where.weights,
+    )
 
 
 # --- vectorised group helpers (codes are 0..n-1) ---------------------------------------------

@@ -32,6 +32,7 @@ from salesproc.load._mapping import (
     from_table,
     resolve_mapping,
 )
+from salesproc.load._numbers import convert_numeric_text
 from salesproc.load._options import LoadOptions
 
 __all__ = ["load_history", "read_table"]
@@ -54,6 +55,7 @@ def load_history(
     encoding: str = "utf-8",
     delimiter: str | None = None,
     decimal: str | None = None,
+    na_values: Iterable[str] | None = None,
     dayfirst: bool = False,
     date_format: str | None = None,
     query: str | None = None,
@@ -118,13 +120,42 @@ def load_history(
     lifecycle
         XES only: which ``lifecycle:transition`` values to keep (``None`` keeps all).
     sheet, encoding, delimiter, decimal, dayfirst, date_format
-        Reading options; the delimiter is sniffed (``,`` ``;`` tab ``|``) and ``;`` files default to
-        decimal commas.
+        Reading options; the delimiter is sniffed (``,`` ``;`` tab ``|``).
+    decimal
+        The decimal mark of numbers written as text, ``"."`` or ``","``. By default it is decided
+        for each column of numbers from its own values, whatever the delimiter: ``1234.50`` or
+        ``1,234.50`` prove a decimal point, ``12,5`` or ``1.234,50`` a decimal comma, and a
+        thousands separator is accepted only where it groups digits by three. A column whose
+        values read both ways (only ``1,234`` or ``1.234``) is an error naming the value: pass
+        ``decimal=`` then. ``summary()`` notes the mark read for the amounts
+        (``amount: decimal comma, thousands '.'``).
+    na_values
+        Texts that mean "no value" in CSV and Excel files, e.g. ``["NA", "n/a"]``. By default only
+        an empty cell is missing: ``NA`` (North America) and ``null`` stay text. Parquet, SQL and
+        DataFrame nulls are always missing.
     query, table, cases_table
         SQL only: a query or table of events, and optionally a table of cases.
     options
         All of the options above except the SQL ones, as one :class:`~salesproc.load.LoadOptions`
         (kept and passed on by the command line and the workshop); pass it or the keywords, not both.
+
+    Notes
+    -----
+    Case values on event rows. A flat event log may repeat a case's values (outcome, amount,
+    segment, owner, dates) on each of its rows, and an export often updates them over time. Each
+    case takes the value of its last row in time order that gives one, and ``summary()`` notes
+    every column where some case's rows disagree (how many cases, and one with both values): an
+    amount that grew from 10,000 to 12,000 is 12,000. Outcomes are stricter, since a wrong one
+    turns a lost deal into a won one: two closed outcomes on one case's rows (``won`` on one,
+    ``lost`` on another) are an error naming both rows, or with ``errors="skip"`` the case is
+    skipped and counted. A case open on its last row after a closed one is kept open and noted;
+    open rows before a closed one are the case's progress and need no note. A case table's value
+    wins over its events' values.
+
+    Excel formulas. A workbook written by a program that does not calculate (openpyxl, many
+    report generators) saves formulas without their results, which read as empty cells: such a
+    cell is an error naming the sheet, the cell and the fix (open and save the workbook in Excel
+    or LibreOffice, or export the values).
 
     Examples
     --------
@@ -143,6 +174,7 @@ def load_history(
         mapping=mapping, kind=kind, errors=errors, tz=tz, outcome_values=outcome_values,
         outcome_events=outcome_events, milestones=milestones, lifecycle=lifecycle, sheet=sheet,
         encoding=encoding, delimiter=delimiter, decimal=decimal, dayfirst=dayfirst, date_format=date_format,
+        na_values=None if na_values is None else _na_values(na_values),
     )
     opts = _options(options, given)
     check_reading_parameters(tz=opts.tz, decimal=opts.decimal, date_format=opts.date_format)
@@ -151,7 +183,7 @@ def load_history(
 
         return read_sql_history(source, query=query, table=table, cases_table=cases_table, options=opts)
     if isinstance(source, pd.DataFrame):
-        return from_table(source, "<DataFrame>", options=opts.replace(decimal=opts.decimal or "."))
+        return from_table(source, "<DataFrame>", options=opts)
     if isinstance(source, (io.StringIO, io.BytesIO)) or hasattr(source, "read"):
         return _load_stream(source, opts)
     if not isinstance(source, (str, PathLike)):
@@ -185,10 +217,11 @@ def _load_stream(source: Any, opts: LoadOptions) -> History:
     """An open text or binary file of CSV rows."""
     raw = source.read()
     data = raw.encode("utf-8") if isinstance(raw, str) else raw
-    df, dec = _read_csv_bytes(
-        data, "<stream>", encoding=opts.encoding, delimiter=opts.delimiter, mapping=opts.mapping, decimal=opts.decimal
+    df, _ = _read_csv_bytes(
+        data, "<stream>", encoding=opts.encoding, delimiter=opts.delimiter, mapping=opts.mapping, decimal=opts.decimal,
+        na_values=opts.na_values,
     )
-    return from_table(df, "<stream>", options=opts.replace(decimal=opts.decimal or dec))
+    return from_table(df, "<stream>", options=opts)
 
 
 def _load_path(path: Path, opts: LoadOptions) -> History:
@@ -209,11 +242,24 @@ def _load_path(path: Path, opts: LoadOptions) -> History:
             f"{path}: unknown file type {path.suffix!r}. Expected one of "
             f"{sorted(_TABLE_SUFFIXES | {'.xes', '.xes.gz'})}, or a folder saved by History.to_parquet."
         )
-    df, dec = read_table(
+    df, _ = read_table(
         path, sheet=opts.sheet, encoding=opts.encoding, delimiter=opts.delimiter, mapping=opts.mapping,
-        decimal=opts.decimal,
+        decimal=opts.decimal, na_values=opts.na_values,
     )
-    return from_table(df, str(path), options=opts.replace(decimal=opts.decimal or dec))
+    return from_table(df, str(path), options=opts)
+
+
+def _na_values(values: Iterable[str]) -> tuple[str, ...]:
+    """The ``na_values`` keyword as a tuple of texts (one text is one value, not its letters)."""
+    if isinstance(values, str):
+        return (values,)
+    try:
+        return tuple(str(v) for v in values)
+    except TypeError:
+        raise ParameterError(
+            "The 'na_values' parameter of load_history must be a list of texts such as ['NA', 'n/a']. "
+            f"Got {type(values).__name__} instead."
+        ) from None
 
 
 def _is_sql(source: Any) -> bool:
@@ -245,11 +291,14 @@ def read_table(
     delimiter: str | None = None,
     mapping: Mapping[str, str] | str | None = None,
     decimal: str | None = None,
-) -> tuple[pd.DataFrame, str]:
-    """Read CSV/TSV, Parquet or Excel into a DataFrame; returns it with the decimal mark guessed.
+    na_values: Iterable[str] | None = None,
+) -> tuple[pd.DataFrame, str | None]:
+    """Read CSV/TSV, Parquet or Excel into a DataFrame; returns it with the decimal mark given
+    (None: each column of numbers was, and its amounts are to be, read with the mark its values show).
 
-    Blank rows are dropped; when there were any, a ``_row`` column keeps each row's number as a
-    spreadsheet shows it (header row 1), so messages point at the right row.
+    Only empty cells are missing, and the texts in ``na_values``. Blank rows are dropped; when
+    there were any, a ``_row`` column keeps each row's number as a spreadsheet shows it (header
+    row 1), so messages point at the right row.
     """
     suffix = path.suffix.lower()
     if path.stat().st_size == 0:
@@ -264,17 +313,19 @@ def read_table(
             ) from None
         if len(df) == 0:
             raise EmptyInputError(f"{path}: the file holds no rows.")
-        return df, "."
+        return df, decimal
     if suffix in (".xlsx", ".xlsm", ".xls"):
-        frame = _read_excel(path, sheet)
+        frame = _read_excel(path, sheet, na_values)
         frame = _drop_blank_rows(frame.infer_objects())
         if len(frame) == 0:
             raise EmptyInputError(
                 f"{path}: the sheet holds no rows. Fix: check the sheet (pass sheet=<name or number>) "
                 "or export the data again."
             )
-        return frame, "."
-    return _read_csv_path(path, encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal)
+        return frame, decimal
+    return _read_csv_path(
+        path, encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal, na_values=na_values
+    )
 
 
 def _read_parquet(path: Path, mapping: Mapping[str, str] | str | None) -> pd.DataFrame:
@@ -292,8 +343,9 @@ def _read_parquet(path: Path, mapping: Mapping[str, str] | str | None) -> pd.Dat
     return table_to_frame(pq.read_table(path, read_dictionary=as_dictionary or None))
 
 
-def _read_excel(path: Path, sheet: str | int | None) -> pd.DataFrame:
-    """One sheet as text-and-dates cells; damaged or mislabelled files and absent sheets say so."""
+def _read_excel(path: Path, sheet: str | int | None, na_values: Iterable[str] | None = None) -> pd.DataFrame:
+    """One sheet as text-and-dates cells; damaged or mislabelled files and absent sheets say so, and
+    so do formulas saved without their result. Only empty cells (and ``na_values``) are missing."""
     if path.suffix.lower() == ".xls":
         try:
             import xlrd  # noqa: F401
@@ -323,7 +375,14 @@ def _read_excel(path: Path, sheet: str | int | None) -> pd.DataFrame:
                 f"{path}: no sheet {wanted!r}. Sheets: {', '.join(repr(n) for n in sheets)}. "
                 f"Fix: pass sheet=<one of those names, or its number from 0>."
             )
-        return pd.read_excel(book, sheet_name=wanted, dtype=object)
+        frame = pd.read_excel(
+            book, sheet_name=wanted, dtype=object, keep_default_na=False, na_values=["", *(na_values or ())]
+        )
+    if path.suffix.lower() != ".xls" and frame.isna().to_numpy().any():
+        from salesproc.load._excel import check_formula_results
+
+        check_formula_results(path, sheets[wanted] if isinstance(wanted, int) else wanted)
+    return frame
 
 
 def _read_csv_path(
@@ -333,7 +392,8 @@ def _read_csv_path(
     delimiter: str | None,
     mapping: Mapping[str, str] | str | None,
     decimal: str | None = None,
-) -> tuple[pd.DataFrame, str]:
+    na_values: Iterable[str] | None = None,
+) -> tuple[pd.DataFrame, str | None]:
     """Read a CSV file: pyarrow reads the path itself (in parallel, no copy of the bytes in
     Python); other encodings, and files whose first MiB is blank, take the bytes route."""
     head = b""
@@ -345,10 +405,12 @@ def _read_csv_path(
             head = head[len(codecs.BOM_UTF8):]
     if not head.strip():  # another encoding, or nothing to look at
         return _read_csv_bytes(
-            path.read_bytes(), str(path), encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal
+            path.read_bytes(), str(path), encoding=encoding, delimiter=delimiter, mapping=mapping, decimal=decimal,
+            na_values=na_values,
         )
     return _read_csv_arrow(
-        str(path), head, str(path), full=path.read_bytes, delimiter=delimiter, mapping=mapping, decimal=decimal
+        str(path), head, str(path), full=path.read_bytes, delimiter=delimiter, mapping=mapping, decimal=decimal,
+        na_values=na_values,
     )
 
 
@@ -360,7 +422,8 @@ def _read_csv_bytes(
     delimiter: str | None,
     mapping: Mapping[str, str] | str | None,
     decimal: str | None = None,
-) -> tuple[pd.DataFrame, str]:
+    na_values: Iterable[str] | None = None,
+) -> tuple[pd.DataFrame, str | None]:
     """Read CSV text held in memory (a stream, or a file in another encoding than UTF-8)."""
     import pyarrow as pa
 
@@ -388,11 +451,12 @@ def _read_csv_bytes(
         _check_utf8(data, source)
     return _read_csv_arrow(
         pa.BufferReader(data), data[:_HEAD_BYTES], source, full=lambda: data,
-        delimiter=delimiter, mapping=mapping, decimal=decimal,
+        delimiter=delimiter, mapping=mapping, decimal=decimal, na_values=na_values,
     )
 
 
 _HEAD_BYTES = 1 << 20  # how much of a file is looked at for the header, delimiter and quoting
+_NO_MARK = "\x1f"  # a decimal mark no file uses: the reader then parses whole numbers only
 # identifying text of an event log, read dictionary-encoded: few distinct values over many rows
 _DICTIONARY_FIELDS = ("case_id", "name", "type", "outcome", "segment", "kind", "owner", "role")
 _TEXT_FIELDS = ("case_id", "name", "owner", "role", "segment", "type", "outcome")
@@ -421,6 +485,11 @@ def _column_types(
     return out
 
 
+def _amount_column(mapping: Mapping[str, str] | str | None, names: list[str]) -> str:
+    """The column the mapping reads amounts from (left as text by the reader, for the builder)."""
+    return resolve_mapping(mapping, names)[0].get("amount", "amount")
+
+
 def _read_csv_arrow(
     data: Any,
     head: bytes,
@@ -430,23 +499,31 @@ def _read_csv_arrow(
     delimiter: str | None,
     mapping: Mapping[str, str] | str | None,
     decimal: str | None,
-) -> tuple[pd.DataFrame, str]:
+    na_values: Iterable[str] | None = None,
+) -> tuple[pd.DataFrame, str | None]:
     """Parse CSV with pyarrow from ``data`` (a path or a buffer); ``head`` is its first bytes
-    without a BOM, ``full()`` all of it (read only to point an error at a row)."""
+    without a BOM, ``full()`` all of it (read only to point an error at a row).
+
+    Without a ``decimal`` mark no number with a mark is parsed by the reader: each column of them
+    is read afterwards with the mark its own values prove (the amounts by the builder, which
+    notes it). Only empty cells, and ``na_values``, are missing."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from salesproc._arrow import table_to_frame
+    from salesproc._arrow import table_to_frame, text_dictionary
 
     first_nl = head.find(b"\n")
     header = (head if first_nl < 0 else head[:first_nl]).decode("utf-8", "replace")
     if delimiter is None:
         counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
         delimiter = max(counts, key=lambda d: counts[d]) if max(counts.values()) > 0 else ","
-    if decimal is None:
-        decimal = "," if delimiter == ";" else "."
     names = [h.strip().strip('"') for h in header.rstrip("\r").split(delimiter)]
     column_types = _column_types(mapping, names)
+    amount = _amount_column(mapping, names)
+    if decimal is None and amount in names:
+        # text for the builder, which decides its decimal mark; dictionary-encoded, as a case's
+        # amount repeats on its rows
+        column_types.setdefault(amount, text_dictionary())
 
     def read(newlines_in_values: bool) -> pa.Table:
         return pacsv.read_csv(
@@ -460,11 +537,12 @@ def _read_csv_arrow(
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types=column_types,
+                null_values=["", *(na_values or ())],  # "NA" is North America, not a gap
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
-                # "1.234" in a decimal-comma file is a thousand, not one point two: keep such
-                # text for the builder's number parser instead of letting the reader guess
-                decimal_point=decimal,
+                # "1.234" may be a thousand or one point two: unless the mark is given, numbers
+                # with one stay text here, read per column below with the mark their values prove
+                decimal_point=decimal or _NO_MARK,
             ),
         )
 
@@ -494,6 +572,8 @@ def _read_csv_arrow(
         _check_utf8(full(), source)  # pyarrow reads a column with bytes that are not UTF-8 as binary
     if tbl.num_rows == 0:
         raise EmptyInputError(f"{source}: the file has a header but no rows. Fix: export the data again.")
+    if decimal is None:
+        tbl = convert_numeric_text(tbl, skip=list(column_types))
     df = table_to_frame(tbl)
     df.columns = [str(c).strip() for c in df.columns]
     df = _drop_blank_rows(df)

@@ -148,8 +148,8 @@ def apply_mapping(
 def from_table(df: pd.DataFrame, source: str, *, options: LoadOptions) -> History:
     """A history from a table of rows, read with the shape its mapping (``options.mapping``) says.
 
-    ``options.decimal`` is the decimal mark the table's numbers use (``"."`` when None). A preset's
-    own options fill those the user left as None (see :func:`preset_options`).
+    ``options.decimal`` is the decimal mark the table's numbers use (None: the mark each column's
+    values prove). A preset's own options fill those the user left as None (see :func:`preset_options`).
     """
     if len(df) == 0:
         raise EmptyInputError(f"{source}: the table has a header but no rows. Fix: export the data again.")
@@ -166,7 +166,7 @@ def from_table(df: pd.DataFrame, source: str, *, options: LoadOptions) -> Histor
     if shape == "events":
         mapped = apply_mapping(df, cols, source=source)
         return build_history(
-            mapped, source=source, decimal=opts.decimal or ".", column_names=cols, **opts.build_kwargs()
+            mapped, source=source, decimal=opts.decimal, column_names=cols, **opts.build_kwargs()
         )
     if shape == "snapshot":
         return snapshot_history(df, cols, source=source, options=opts, **keywords)

@@ -46,7 +46,11 @@ class LoadOptions:
         How dates are written (``date_format``: a strftime format, or ``"epoch_s"``, ``"epoch_ms"``
         or ``"excel"`` for dates written as numbers).
     encoding, delimiter, decimal, sheet, lifecycle
-        Reading options for files (``lifecycle`` for XES).
+        Reading options for files (``lifecycle`` for XES). ``decimal=None`` (the default) reads each
+        column of numbers with the decimal mark its own values prove.
+    na_values
+        Texts that mean "no value" in CSV and Excel files; by default only empty cells (``NA``
+        stays text: North America).
 
     Examples
     --------
@@ -74,6 +78,7 @@ class LoadOptions:
     decimal: str | None = None
     sheet: str | int | None = None
     lifecycle: str | Iterable[str] | None = "complete"
+    na_values: tuple[str, ...] | None = None
 
     def build_kwargs(self) -> dict[str, Any]:
         """The options the event-log builder takes, as keywords."""

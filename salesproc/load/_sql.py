@@ -31,6 +31,7 @@ from salesproc.errors import (
 )
 from salesproc.history._history import History
 from salesproc.load._build import CASE_LEVEL, build_history
+from salesproc.load._guards import keep_own_row_column
 from salesproc.load._mapping import (
     REQUIRED_EVENT_COLUMNS,
     apply_mapping,
@@ -475,7 +476,8 @@ def _fetch(source: Any, *, query: str | None, table: str | None, cases_table: st
     if len(events) == 0:
         what = "the query returned" if query is not None else "the table holds"
         raise EmptyInputError(f"{label}: {what} no rows. Fix: check the query or table.")
-    return _Fetched(events, cases, label)
+    # a column of the database's own named '_row' is not taken for the loader's row numbers
+    return _Fetched(keep_own_row_column(events), None if cases is None else keep_own_row_column(cases), label)
 
 
 def _build_events(rows: _Fetched, cols: dict[str, str], options: LoadOptions) -> History:

@@ -21,9 +21,9 @@ from salesproc.load._build import (
     _norm_token,
     build_history,
     check_dates,
-    parse_amounts,
     parse_timestamps,
 )
+from salesproc.load._numbers import NumberFormat, parse_numbers
 from salesproc.load._options import LoadOptions
 
 __all__ = [
@@ -167,15 +167,20 @@ def parse_date_column(
 
 
 def parse_number_column(
-    df: pd.DataFrame, column: str, *, sk: Skips, rows: np.ndarray, keep: np.ndarray, decimal: str
+    df: pd.DataFrame, column: str, *, sk: Skips, rows: np.ndarray, keep: np.ndarray, decimal: str | None
 ) -> tuple[pd.Series, np.ndarray]:
-    """Parse one column of amounts; unreadable non-empty cells are bad rows."""
+    """Parse one column of amounts, with the decimal mark given or else the one its values prove
+    (noted for the summary); unreadable non-empty cells are bad rows."""
     raw = df[column].reset_index(drop=True)
-    parsed = parse_amounts(raw, decimal=decimal)
+    parsed, fmt = parse_numbers(raw, decimal=decimal, source=sk.source, column=column, rows=rows)
+    fmt = fmt or NumberFormat(decimal, given=decimal is not None)
+    if fmt.decimal or fmt.thousands:
+        sk.notes.append(f"{column}: {fmt.describe()}")
     unread = parsed.isna().to_numpy() & text(raw).notna().to_numpy()
     keep = keep & sk.bad(
-        unread & keep, rows=rows, column=column, values=raw, expected="a number such as 12500.50",
-        fix="correct the cell; for European number formats pass decimal=','.",
+        unread & keep, rows=rows, column=column, values=raw,
+        expected=f"a number written as the column's others are: {fmt.describe()}, such as {fmt.example()}",
+        fix="correct the cell, or say how the file writes numbers with decimal='.' or decimal=','.",
         reason=f"unreadable number in {column!r}",
     )
     return parsed, keep
@@ -323,9 +328,9 @@ class SourceRows:
         return cls(df, use, rows, sk, options, source)
 
     @property
-    def decimal(self) -> str:
-        """The decimal mark of the table's numbers."""
-        return self.options.decimal or "."
+    def decimal(self) -> str | None:
+        """The decimal mark of the table's numbers (None: the mark each column's values prove)."""
+        return self.options.decimal
 
     def keep_all(self) -> np.ndarray:
         """A keep mask with every row kept."""
