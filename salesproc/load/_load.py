@@ -8,6 +8,7 @@ shape-specific builder. Validation happens once, in :mod:`salesproc.load._build`
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import io
 import re
 import zipfile
@@ -28,6 +29,14 @@ from salesproc.errors import (
 )
 from salesproc.history._history import History
 from salesproc.load._build import Errors, MilestoneRule, check_reading_parameters
+from salesproc.load._guards import (
+    OWN_ROW,
+    check_not_utf16,
+    check_nul_cells,
+    keep_own_row_column,
+    row_too_long_error,
+    utf16_bom,
+)
 from salesproc.load._mapping import (
     from_table,
     resolve_mapping,
@@ -120,7 +129,13 @@ def load_history(
     lifecycle
         XES only: which ``lifecycle:transition`` values to keep (``None`` keeps all).
     sheet, encoding, delimiter, decimal, dayfirst, date_format
-        Reading options; the delimiter is sniffed (``,`` ``;`` tab ``|``).
+        Reading options; the delimiter is sniffed (``,`` ``;`` tab ``|``). ``date_format`` is a
+        strftime format (``"%d.%m.%Y"``), or for dates written as numbers ``"epoch_s"`` /
+        ``"epoch_ms"`` (Unix time in seconds / milliseconds, UTC) or ``"excel"`` (Excel serial days
+        such as 45292 for 2024-01-01, local time in ``tz``). Dates must fall between 1677-09-21 and
+        2262-04-11; a local time that a daylight-saving change skips or repeats in ``tz`` is a bad
+        value (write it with its offset). UTF-16 text with a byte order mark is read as such (the
+        report notes it).
     decimal
         The decimal mark of numbers written as text, ``"."`` or ``","``. By default it is decided
         for each column of numbers from its own values, whatever the delimiter: ``1234.50`` or
@@ -183,7 +198,8 @@ def load_history(
 
         return read_sql_history(source, query=query, table=table, cases_table=cases_table, options=opts)
     if isinstance(source, pd.DataFrame):
-        return from_table(source, "<DataFrame>", options=opts)
+        df = keep_own_row_column(source)
+        return _noted(from_table(df, "<DataFrame>", options=opts), _reading_notes(df))
     if isinstance(source, (io.StringIO, io.BytesIO)) or hasattr(source, "read"):
         return _load_stream(source, opts)
     if not isinstance(source, (str, PathLike)):
@@ -221,7 +237,7 @@ def _load_stream(source: Any, opts: LoadOptions) -> History:
         data, "<stream>", encoding=opts.encoding, delimiter=opts.delimiter, mapping=opts.mapping, decimal=opts.decimal,
         na_values=opts.na_values,
     )
-    return from_table(df, "<stream>", options=opts)
+    return _noted(from_table(df, "<stream>", options=opts), _reading_notes(df, data[:4], opts.encoding))
 
 
 def _load_path(path: Path, opts: LoadOptions) -> History:
@@ -246,7 +262,34 @@ def _load_path(path: Path, opts: LoadOptions) -> History:
         path, sheet=opts.sheet, encoding=opts.encoding, delimiter=opts.delimiter, mapping=opts.mapping,
         decimal=opts.decimal, na_values=opts.na_values,
     )
-    return from_table(df, str(path), options=opts)
+    return _noted(from_table(df, str(path), options=opts), _reading_notes(df, _first_bytes(path), opts.encoding))
+
+
+def _first_bytes(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(4)
+
+
+def _reading_notes(df: pd.DataFrame, head: bytes = b"", encoding: str = "utf-8") -> list[str]:
+    """What the report should say about how the table was read: UTF-16 text read by its byte order
+    mark, a column of the source's own named ``_row`` loaded under another name."""
+    notes = []
+    if _is_utf8(encoding) and utf16_bom(head):
+        notes.append("read as UTF-16 text: the file starts with a UTF-16 byte order mark")
+    if OWN_ROW in df.columns:
+        notes.append(f"the column '_row' is loaded as {OWN_ROW!r} (salesproc keeps row numbers in '_row')")
+    return notes
+
+
+def _noted(h: History, notes: list[str]) -> History:
+    """The history with ``notes`` added to its report."""
+    if not notes:
+        return h
+    return History(h.cases, h.events, dataclasses.replace(h.report, notes=(*h.report.notes, *notes)))
+
+
+def _is_utf8(encoding: str) -> bool:
+    return encoding.lower().replace("_", "-") in ("utf-8", "utf8")
 
 
 def _na_values(values: Iterable[str]) -> tuple[str, ...]:
@@ -313,10 +356,10 @@ def read_table(
             ) from None
         if len(df) == 0:
             raise EmptyInputError(f"{path}: the file holds no rows.")
-        return df, decimal
+        return keep_own_row_column(df), decimal
     if suffix in (".xlsx", ".xlsm", ".xls"):
         frame = _read_excel(path, sheet, na_values)
-        frame = _drop_blank_rows(frame.infer_objects())
+        frame = _drop_blank_rows(keep_own_row_column(frame.infer_objects()))
         if len(frame) == 0:
             raise EmptyInputError(
                 f"{path}: the sheet holds no rows. Fix: check the sheet (pass sheet=<name or number>) "
@@ -401,6 +444,9 @@ def _read_csv_path(
     if utf8:
         with open(path, "rb") as fh:
             head = fh.read(_HEAD_BYTES)
+        if utf16_bom(head):  # its byte order mark says how to read it (the report notes it)
+            encoding, head = "utf-16", b""
+        check_not_utf16(head, str(path))
         if head.startswith(codecs.BOM_UTF8):
             head = head[len(codecs.BOM_UTF8):]
     if not head.strip():  # another encoding, or nothing to look at
@@ -429,6 +475,11 @@ def _read_csv_bytes(
 
     if not data or data.isspace():
         raise EmptyInputError(f"{source}: the file is empty. Fix: export the data again.")
+    if _is_utf8(encoding):
+        if utf16_bom(data):  # its byte order mark says how to read it (the report notes it)
+            encoding = "utf-16"
+        else:
+            check_not_utf16(data[:4096], source)
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     enc = encoding.lower().replace("_", "-")
@@ -456,6 +507,7 @@ def _read_csv_bytes(
 
 
 _HEAD_BYTES = 1 << 20  # how much of a file is looked at for the header, delimiter and quoting
+_BLOCK_BYTES = 1 << 22  # what pyarrow's CSV reader reads at a time: a row may span two blocks, no more
 _NO_MARK = "\x1f"  # a decimal mark no file uses: the reader then parses whole numbers only
 # identifying text of an event log, read dictionary-encoded: few distinct values over many rows
 _DICTIONARY_FIELDS = ("case_id", "name", "type", "outcome", "segment", "kind", "owner", "role")
@@ -528,7 +580,7 @@ def _read_csv_arrow(
     def read(newlines_in_values: bool) -> pa.Table:
         return pacsv.read_csv(
             data,
-            read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 22),
+            read_options=pacsv.ReadOptions(use_threads=True, block_size=_BLOCK_BYTES),
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter,
                 newlines_in_values=newlines_in_values,
@@ -557,6 +609,8 @@ def _read_csv_arrow(
             tbl = read(True)
     except pa.ArrowInvalid as exc:
         msg = str(exc)
+        if "straddl" in msg:  # a row longer than two blocks
+            raise row_too_long_error(full, source, delimiter=delimiter, block=_BLOCK_BYTES) from None
         if "UTF8" in msg or "UTF-8" in msg:
             _check_utf8(full(), source)
         m = re.search(r"Expected (\d+) columns, got (\d+): (.*)", msg)
@@ -570,13 +624,14 @@ def _read_csv_arrow(
         raise InputError(f"{source}: cannot read as CSV ({msg.splitlines()[0]}).") from None
     if any(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in tbl.schema.types):
         _check_utf8(full(), source)  # pyarrow reads a column with bytes that are not UTF-8 as binary
+    check_nul_cells(tbl, source)
     if tbl.num_rows == 0:
         raise EmptyInputError(f"{source}: the file has a header but no rows. Fix: export the data again.")
     if decimal is None:
         tbl = convert_numeric_text(tbl, skip=list(column_types))
     df = table_to_frame(tbl)
     df.columns = [str(c).strip() for c in df.columns]
-    df = _drop_blank_rows(df)
+    df = _drop_blank_rows(keep_own_row_column(df))
     if len(df) == 0:
         raise EmptyInputError(f"{source}: the file has a header but no rows. Fix: export the data again.")
     return df, decimal
