@@ -731,7 +731,9 @@ def _stage_entry_events(
     if "owner" in t.use:
         ev["owner"] = t.text("owner").to_numpy()[k][e]
     if reopened.any():  # a past view (History.as_of) shows the deal closed while it was
-        ev["closes"] = np.where(reopened[e], np.asarray(ch.stage_outcome, dtype=object)[e], None)
+        closes = np.asarray(ch.stage_outcome, dtype=object)[e].copy()
+        closes[~reopened[e]] = None
+        ev["closes"] = closes
     for col, attr in extra_columns(t.df.columns, set(t.use.values()) | set(case_attr)).items():
         ev[attr] = t.df[col].to_numpy()[k][e]
     return ev, notes
