@@ -76,6 +76,10 @@ class Goal:
     ...          seller_owner="Dana (AE)", buyer_owner="Sam (CFO)")
     >>> g.target_date
     Timestamp('2024-06-30 00:00:00+0000', tz='UTC')
+    >>> print(g)
+    Win by 30 June 2024: Contract signed; measured by signed order form; owned by Dana (AE, seller) and Sam (CFO, buyer)
+    >>> g.sentence("project")[:40]
+    'Finish by 30 June 2024: Contract signed;'
     """
 
     target_date: Any
@@ -86,6 +90,32 @@ class Goal:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_date", _day(self.target_date, "target_date", "Goal"))
+
+    def sentence(self, kind: str = "deal") -> str:
+        """The goal as one sentence for the room: by when, what success is, how it is measured and
+        who owns it on each side (seller and buyer for a deal, delivery team and customer for a
+        project)."""
+        deal = kind == "deal"
+        sides = ("seller", "buyer") if deal else ("delivery team", "customer")
+        parts = [f"{'Win' if deal else 'Finish'} by {_long_date(self.target_date)}"
+                 + (f": {self.success}" if self.success else "")]
+        if self.measure:
+            parts.append(f"measured by {self.measure}")
+        owners = [_owned(who, side) for who, side in zip((self.seller_owner, self.buyer_owner), sides) if who]
+        if owners:
+            parts.append("owned by " + " and ".join(owners))
+        return "; ".join(parts)
+
+    def __str__(self) -> str:
+        return self.sentence()
+
+    def __repr__(self) -> str:
+        return f"<Goal {self.sentence()}>"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return f"<p class='salesproc-goal'><strong>Goal:</strong> {escape(self.sentence())}</p>"
 
 
 # --- the result ------------------------------------------------------------------------------
@@ -211,7 +241,16 @@ class Plan:
         )
 
     def __str__(self) -> str:
-        return self.__repr__()
+        """The plan in plain sentences: the goal, the verdict with the chance, and what is next."""
+        who = f" for {self.case_id}" if self.case_id else ""
+        lines = [f"Plan{who}. Goal: {self.goal.sentence(self.kind)}.", self.message]
+        for label, names in (("Overdue", self.overdue), ("This week", self.this_week),
+                             ("Next two weeks", self.next_two_weeks)):
+            if names:
+                steps = [f"{n} by {_d(self.item(n).latest_p80)}" + (f" ({self.item(n).owner})" if self.item(n).owner else "")
+                         for n in names]
+                lines.append(f"{label}: " + "; ".join(steps) + ".")
+        return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         return _render("html_fragment", self._context())
@@ -264,6 +303,7 @@ class Plan:
         title = f"Plan: {self.goal.success}" + (f" ({self.case_id})" if self.case_id else "")
         return {
             "title": title,
+            "goal_sentence": self.goal.sentence(self.kind),
             "headline": self.headline,
             "message": self.message,
             "template": self.template_name,
@@ -278,7 +318,7 @@ class Plan:
             "summary": [
                 ("Chance of success by the target", _pct(self.probability)),
                 ("Chance of success at all", _pct(self.p_success)),
-                ("P50 / P80 completion, if it succeeds", f"{_d(self.p50_date)} / {_d(self.p80_date)}"),
+                ("Likely date, if it succeeds (half by / 8 in 10 by)", f"{_d(self.p50_date)} / {_d(self.p80_date)}"),
                 ("Earliest realistic date (1 in 10 successes are sooner)", _d(self.earliest_date)),
                 ("Current milestone", self.current or "not started"),
                 ("Critical path", " > ".join(self.critical_path) or "-"),
@@ -1106,6 +1146,23 @@ def _d(t: pd.Timestamp | None) -> str:
     return "-" if t is None or pd.isna(t) else f"{t:%Y-%m-%d}"
 
 
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
+
+
+def _long_date(t: pd.Timestamp) -> str:
+    """A day as people say it, in English whatever the locale: ``30 June 2024``."""
+    return f"{t.day} {_MONTHS[t.month - 1]} {t.year}"
+
+
+def _owned(who: str, side: str) -> str:
+    """An owner with their side: ``Ana (seller)``; ``Dana (AE)`` becomes ``Dana (AE, seller)``."""
+    who = who.strip()
+    if who.endswith(")") and "(" in who:
+        return f"{who[:-1]}, {side})"
+    return f"{who} ({side})"
+
+
 def _pct(p: float) -> str:
     if p <= 0:
         return "0%"
@@ -1227,6 +1284,7 @@ _MD = """\
 _HTML_FRAGMENT = """\
 <div class="salesproc-plan">
 <h3>{{ title }}</h3>
+<p>Goal: {{ goal_sentence }}</p>
 <p><strong>{{ headline }}</strong></p>
 <p>{{ message }}</p>
 <table class="salesproc-plan-summary">
@@ -1245,7 +1303,7 @@ _HTML_FRAGMENT = """\
 <tr><th></th><th>item</th><th>type</th><th>owner</th><th>latest safe date (80%)</th><th>latest safe date (50%)</th><th>done</th><th>after</th><th>slack (days)</th></tr>
 {% for r in items %}<tr class="{{ r.status }}{% if r.critical %} critical{% endif %}"><td>{{ '&#9745;'|safe if r.done else '&#9744;'|safe }}</td><td>{% if r.critical %}<strong>{{ r.name }}</strong>{% else %}{{ r.name }}{% endif %}</td><td>{{ r.type }}</td><td>{{ r.owner }}</td><td>{{ r.latest_p80 if not r.done and r.status != 'skipped' else '' }}</td><td>{{ r.latest_p50 if not r.done and r.status != 'skipped' else '' }}</td><td>{{ r.done_date if r.done else r.status }}</td><td>{{ r.depends_on }}</td><td>{{ r.slack }}</td></tr>
 {% endfor %}</table>
-{% if notes %}<details><summary>Notes</summary><ul>
+{% if notes %}<details><summary>How this was worked out</summary><ul>
 {% for n in notes %}<li>{{ n }}</li>
 {% endfor %}</ul></details>
 {% endif %}</div>
