@@ -211,7 +211,7 @@ def test_the_milestone_checklist_of_a_template(fx: Fixture, in_tmp: Path) -> Non
     t = fx.template
     md = render_report(t, template="checklist", format="md")
     heads = [line for line in md.splitlines() if line.startswith("## ")]
-    assert heads == [f"## {i}. {name}" for i, name in enumerate(t.milestone_names, start=1)]
+    assert heads == [*(f"## {i}. {name}" for i, name in enumerate(t.milestone_names, start=1)), "## For the analyst"]
     for a in t.critical_activities:
         assert any(line.startswith(f"- [ ] {a.name} ({a.requirement})") and f"reaching {a.milestone}" in line
                    for line in md.splitlines())
@@ -249,9 +249,10 @@ def test_a_deal_review(fx: Fixture, in_tmp: Path) -> None:
     md = render_report(d, format="md")
     assert f"<h1>{d.case_id}</h1>" in html and md.startswith(f"# {d.case_id}\n")
     assert f'data-test="probability">{d.probability:.0%}<' in html
-    assert f"{d.probability:.0%} [{d.probability_low * 100:.0f}–{d.probability_high:.0%}]" in md
-    for f in d.flags:
-        assert str(Markup.escape(f.reason)) in html
+    assert f"{d.probability:.0%} (likely between {d.probability_low:.0%} and {d.probability_high:.0%})" in md
+    for f in d.flags:  # the flag in plain words on the page, with its numbers in the analyst's fold
+        assert f"<span class=\"badge high\">{f.label}</span> {Markup.escape(f.text)}</li>" in html
+        assert str(Markup.escape(f.reason)) in html.split('<details class="analyst"')[1]
     for a in d.actions:
         assert a.what in md and f"by {a.by:%Y-%m-%d}" in md
     for g in d.gaps:

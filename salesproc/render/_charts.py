@@ -279,7 +279,8 @@ def pipeline_chart(review: Any) -> dict[str, Markup]:
         fig = Figure(figsize=(5.6, 0.42 * max(n, 2) + 1.3), layout="constrained")
         FigureCanvasSVG(fig)
         ax = plot_stage_ageing(review, ax=fig.add_subplot())
-        ax.set_xlabel("days in current milestone\n(grey: template p50, orange: p80, red: stalled)", fontsize=7.5)
+        ax.set_xlabel("days in current milestone\n(grey: half move on by then, orange: 8 in 10 do, red: stalled)",
+                      fontsize=7.5)
         ax.set_title("")
         out["ageing"] = figure_svg(fig, label="Days each open deal has spent in its current milestone")
         fig2 = Figure(figsize=(5.6, 3.4), layout="constrained")

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from salesproc.render._charts import MilestoneBar, ReportCanvas
+from salesproc.review._review import FLAG_LABELS as _REVIEW_FLAG_LABELS
+from salesproc.review._review import chance_words
 from salesproc.template._template import Milestone, ProcessTemplate
 
 if TYPE_CHECKING:
@@ -47,14 +49,8 @@ __all__ = [
     "process_context",
 ]
 
-FLAG_LABELS = {
-    "stalled": "Stalled",
-    "slipping": "Slipping against its plan",
-    "missing_critical": "Missing critical activity",
-    "single_threaded": "Single-threaded",
-    "regressed": "Went backwards",
-    "close_date_pushed": "Close date pushed",
-}
+# what each flag is called on a page (the review's own labels: one wording everywhere)
+FLAG_LABELS = dict(_REVIEW_FLAG_LABELS)
 
 ReportKind = str  # "process" | "plan" | "deal" | "pipeline"
 
@@ -363,16 +359,72 @@ def risk_level(probability: float | None, n_flags: int) -> str:
 
 def _deal_dict(d: DealReview) -> dict[str, Any]:
     data = d.to_dict()
-    data["flags"] = [{**f, "label": FLAG_LABELS.get(f["name"], f["name"])} for f in data["flags"]]
+    flags = {f.name: f for f in d.flags}
+    data["flags"] = [{**f, "label": flags[f["name"]].label, "plain": flags[f["name"]].plain} for f in data["flags"]]
     data["risk"] = risk_level(d.probability, len(d.flags))
-    data["base_reason"] = data["reasons"][0]["text"] if data["reasons"] and data["reasons"][0]["points"] is None else None
+    base = data["reasons"][0] if data["reasons"] and data["reasons"][0]["points"] is None else None
+    data["base_reason"] = base["text"] if base else None
+    data["base_detail"] = base["detail"] if base else None
     data["reasons"] = [r for r in data["reasons"] if r["points"] is not None]
+    for a in data["actions"]:
+        a["who"] = _who(a["owner"], d.owner)
     data["overdue"] = [g for g in data["gaps"] if g["status"] == "overdue"]
     data["due"] = [g for g in data["gaps"] if g["status"] == "due"]
     data["reached"] = [{"milestone": n, "at": at} for n, at in d.reached]
     data["done"] = [{"activity": n, "at": at} for n, at in d.done]
-    data["title"] = d.case_id
+    data["title"] = d.label
+    data["label"] = d.label
+    data["chance_text"] = d.chance_text
+    data["analyst"] = {
+        "method": d.model.method() if d.model is not None else None,
+        "notes": d.analyst_notes(),
+        "flags": [{"name": f.name, "label": f.label, "reason": f.reason} for f in d.flags],
+        "actions": [{"what": a.what, "detail": a.detail} for a in d.actions
+                    if a.detail and a.detail not in {g.evidence for g in d.gaps}],
+    }
     return data
+
+
+def _who(owner: str | None, deal_owner: str | None) -> str:
+    """Who does an action: its role, else the deal's owner by name."""
+    if owner and owner != "deal owner":
+        return owner
+    return deal_owner or "the deal owner"
+
+
+def _position_words(d: DealReview, unit: str) -> str:
+    """How the deal's time in its milestone compares, in words: ``usually about 15 days; 8 in 10 move on within 26``."""
+    if d.milestone is None or d.milestone_p50 is None:
+        return ""
+    usual = f"usually about {d.milestone_p50:.0f} days"
+    if d.milestone_p80 is not None and d.days_in_milestone > d.milestone_p80:
+        return f"stalled: 8 in 10 {unit}s move on within {d.milestone_p80:.0f} days"
+    return usual
+
+
+def _age_words(d: DealReview, t: ProcessTemplate, words: Mapping[str, str]) -> str:
+    """The deal's age against the time won deals took to close, in words (never a bare percentile)."""
+    ct = t.cycle_time
+    if ct is None or ct.p50 is None or d.age_percentile is None:
+        return ""
+    usual = f"{words['won']} {words['units']} usually take about {ct.p50:.0f} days"
+    if d.age_percentile <= 0.1:
+        return f"just started; {usual}"
+    if d.age_percentile >= 0.9:
+        return f"older than 9 in 10 {words['won']} {words['units']} were when they closed"
+    return usual
+
+
+def _deal_summary(deal: Mapping[str, Any], words: Mapping[str, str]) -> list[str]:
+    """The deal in three plain sentences: the chance with its range, why, and what to do next, by
+    whom, by when."""
+    out = [f"Chance to {words['goal']}: {deal['chance_text']}."]
+    if deal["base_reason"]:
+        out.append(f"Why: {deal['base_reason']}" + (f"; {deal['flags'][0]['plain']}" if deal["flags"] else "") + ".")
+    if deal["actions"]:
+        a = deal["actions"][0]
+        out.append(f"Next: {a['what']} ({a['who']}) by {a['by']:%Y-%m-%d}.")
+    return out
 
 
 def _deal_bars(d: DealReview, t: ProcessTemplate) -> list[MilestoneBar]:
@@ -400,19 +452,25 @@ def _deal_bars(d: DealReview, t: ProcessTemplate) -> list[MilestoneBar]:
 
 def deal_context(d: DealReview, *, template: ProcessTemplate, canvas: ReportCanvas | None,
                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``deal``: the :class:`DealReview` as data (plus ``risk``, flag ``label``, ``overdue``/``due``
-    gaps, ``base_reason``, ``reached`` and ``done`` with dates), ``checklist`` (the template's,
-    with this deal's states) and ``charts.position`` (time in each milestone against the
-    template)."""
+    """``deal``: the :class:`DealReview` as data, plus what the page says in plain words (``label``:
+    id, name and account; ``chance_text``; ``summary``: the chance, why and what to do next, by whom,
+    by when; ``position_words``, ``age_words``; flag ``label`` and ``plain``; action ``who``, by name
+    when the deal's owner does it; ``base_reason``), ``risk``, ``overdue``/``due`` gaps, ``reached``
+    and ``done`` with dates and ``analyst`` (``method``, ``notes``, flags with their ids and numbers,
+    actions' evidence: for the "How this was worked out" fold); ``checklist`` (the template's, with
+    this deal's states) and ``charts.position`` (time in each milestone against the template)."""
     words = _words(template.kind, template.success)
     deal = _deal_dict(d)
+    deal["position_words"] = _position_words(d, words["unit"])
+    deal["age_words"] = _age_words(d, template, words)
+    deal["summary"] = _deal_summary(deal, words)
     if extra:
         deal.update(extra)
     where = d.milestone or "before the first milestone"
     ctx = _base(
         "deal_review",
         kicker=f"{words['unit'].capitalize()} review",
-        title=str(deal.get("name") or d.case_id),
+        title=d.label,
         subtitle=f"{where}, {d.days_in_milestone:.0f} days in; rank {d.rank} in the pipeline",
         as_of=d.as_of,
         source=f"template {template.name} v{template.version}",
@@ -430,7 +488,8 @@ def deal_context(d: DealReview, *, template: ProcessTemplate, canvas: ReportCanv
     if canvas is not None and template.milestones:
         ctx["charts"]["position"] = canvas.milestone_chart(
             _deal_bars(d, template),
-            label=f"Time in each milestone: the template's p50 and p80, and this {words['unit']}'s",
+            label=(f"Time in each milestone: the usual time (half of {words['units']} move on by the dark bar, "
+                   f"8 in 10 by the light one) and this {words['unit']}'s"),
         )
     return ctx
 
@@ -455,8 +514,10 @@ def _row(r: Mapping[str, Any]) -> dict[str, Any]:
 def pipeline_context(review: Review, *, canvas: ReportCanvas | None, charts: bool = True,
                      max_rows: int | None = None) -> dict[str, Any]:
     """``pipeline``: ``summary`` (``Review.summary()``), ``rows`` (the pipeline table, most at risk
-    first, each with ``risk_level`` and ``flag_labels``), ``flag_counts``, ``by_milestone``,
-    ``caveats``, ``model``, ``template``; ``charts.risk`` and ``charts.ageing``."""
+    first, each with ``risk_level``, ``flag_list`` (names and labels), ``known_as`` (name and
+    account, when the data has them) and ``chance_text``), ``flag_counts``, ``by_milestone``,
+    ``caveats``, ``model`` (with ``method``, for the analyst), ``template``; ``charts.risk`` and
+    ``charts.ageing``."""
     t = review.template
     words = _words(t.kind, t.success)
     frame = review.to_frame()
@@ -468,6 +529,9 @@ def pipeline_context(review: Review, *, canvas: ReportCanvas | None, charts: boo
         names = [f.strip() for f in (r.get("flags") or "").split(",") if f.strip()]
         r["flag_list"] = [{"name": n, "label": FLAG_LABELS.get(n, n)} for n in names]
         r["risk_level"] = risk_level(r.get("probability"), len(names))
+        r["known_as"] = " · ".join(x for x in (r.get("name"), r.get("account")) if x)
+        r["chance_text"] = (chance_words(r["probability"], r.get("probability_low"), r.get("probability_high"))
+                            if r.get("probability") is not None else None)
         rows.append(r)
     s = review.summary()
     full = review.to_frame()
@@ -488,7 +552,7 @@ def pipeline_context(review: Review, *, canvas: ReportCanvas | None, charts: boo
         "pipeline_review",
         kicker="Pipeline review",
         title=f"{s['open_deals']:,} open {words['units']} as of {review.as_of.date()}",
-        subtitle=(f"{s['flagged']:,} flagged; most at risk first (risk × amount). "
+        subtitle=(f"{s['flagged']:,} flagged; most at risk first (amount × chance of losing). "
                   f"Template {t.name} v{t.version}."),
         as_of=review.as_of,
         source=t.provenance.source or "",
@@ -505,7 +569,7 @@ def pipeline_context(review: Review, *, canvas: ReportCanvas | None, charts: boo
         "by_milestone": by_ms,
         "caveats": list(review.caveats),
         "model": {"snapshots": m.snapshots, "cases": m.cases, "successes": m.successes,
-                  "horizon_days": m.horizon_days, "heldout_auc": m.heldout_auc},
+                  "horizon_days": m.horizon_days, "heldout_auc": m.heldout_auc, "method": m.method()},
         "template": {"name": t.name, "version": t.version},
     }
     if canvas is not None and charts and len(full):
@@ -519,7 +583,7 @@ def pipeline_context(review: Review, *, canvas: ReportCanvas | None, charts: boo
 
 
 def plan_context(plan: Plan, *, canvas: ReportCanvas | None) -> dict[str, Any]:
-    """``plan``: the :class:`Plan` as data (``goal``, ``items`` with ``done``/``remaining``,
+    """``plan``: the :class:`Plan` as data (``goal`` and ``goal_sentence``, ``items`` with ``done``/``remaining``,
     ``windows`` (overdue, this week, next two weeks), ``critical_path``, ``message``, ``notes``)
     and ``charts.gantt``."""
     words = _words(plan.kind)
@@ -548,6 +612,7 @@ def plan_context(plan: Plan, *, canvas: ReportCanvas | None) -> dict[str, Any]:
         "template_name": plan.template_name,
         "kind": plan.kind,
         "goal": goal,
+        "goal_sentence": plan.goal.sentence(plan.kind),
         "owners": [{"side": sides[0], "who": plan.goal.seller_owner}, {"side": sides[1], "who": plan.goal.buyer_owner}],
         "as_of": plan.as_of,
         "target_date": plan.target_date,

@@ -80,6 +80,19 @@ __all__ = [
 ]
 
 FLAGS = ("stalled", "slipping", "missing_critical", "single_threaded", "regressed", "close_date_pushed")
+#: What each flag is called where people read it (the ids stay in tables, CSVs and code).
+FLAG_LABELS = {
+    "stalled": "Stalled",
+    "slipping": "Behind its plan",
+    "missing_critical": "Critical step missing",
+    "single_threaded": "Single-threaded",
+    "regressed": "Went backwards",
+    "close_date_pushed": "Close date pushed",
+}
+#: Case columns that hold a deal's name and its account, first present wins (compared lower-case,
+#: spaces and dashes as underscores: 'Opportunity Name' is opportunity_name).
+NAME_COLUMNS = ("deal_name", "opportunity_name", "project_name", "name", "title")
+ACCOUNT_COLUMNS = ("account", "account_name", "company", "customer", "client", "organisation", "organization")
 OVERDUE_DAYS = 3  # an overdue critical activity is due within this many days of the review
 STALL_ACTION_DAYS = 7  # a recovery step for a stalled deal is due within a week
 # plan columns read for the slipping flag, first present wins: the 80% latest safe date first
@@ -95,10 +108,21 @@ class ReviewError(SalesprocError, ValueError):
 
 @dataclass(frozen=True)
 class Flag:
-    """A risk flag and why it fired."""
+    """A risk flag: ``text`` says why it fired in plain words, ``reason`` with the numbers behind it
+    (for the analyst); ``label`` is its name for people (``Critical step missing``)."""
 
     name: str
     reason: str
+    text: str = ""
+
+    @property
+    def label(self) -> str:
+        return FLAG_LABELS.get(self.name, self.name.replace("_", " ").capitalize())
+
+    @property
+    def plain(self) -> str:
+        """The plain sentence (``reason`` for a flag made without one)."""
+        return self.text or self.reason
 
 
 @dataclass(frozen=True)
@@ -115,15 +139,19 @@ class Gap:
     n: int | None
     q: float | None
     evidence: str
+    #: why it matters, in plain words (``evidence`` holds the numbers: effect, interval, n, q)
+    text: str = ""
 
 
 @dataclass(frozen=True)
 class Reason:
     """One reason the probability is high or low: ``points`` is its effect on this deal's
-    probability (0.05 = 5 points), against a typical deal in the same milestone."""
+    probability (0.05 = 5 points), against a typical deal in the same milestone. ``text`` is in
+    plain words; ``detail`` holds the history's evidence behind it (counts, intervals)."""
 
     text: str
     points: float | None
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,6 +164,8 @@ class Action:
     effect: float | None
     why: str
     source: Literal["template", "history", "flag", "plan"]
+    #: the evidence behind ``why`` (counts, intervals), for the analyst
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -182,66 +212,125 @@ class DealReview:
     #: template milestones reached (first date, template order) and template activities done (first date)
     reached: tuple[tuple[str, pd.Timestamp], ...] = ()
     done: tuple[tuple[str, pd.Timestamp], ...] = ()
+    #: the deal's name and account, from the history's case columns when it has them (NAME_COLUMNS,
+    #: ACCOUNT_COLUMNS)
+    name: str | None = None
+    account: str | None = None
     #: the process template the deal was reviewed against (reports draw its checklist from it)
     template: ProcessTemplate | None = field(default=None, repr=False, compare=False)
+    #: what the probabilities were fitted on (reports show it to the analyst)
+    model: ReviewModel | None = field(default=None, repr=False, compare=False)
 
     @property
     def flag_names(self) -> list[str]:
         return [f.name for f in self.flags]
 
+    @property
+    def label(self) -> str:
+        """The deal as people know it: its id, then its name and account when the data has them."""
+        return " · ".join(x for x in (self.case_id, self.name, self.account) if x)
+
+    @property
+    def chance_text(self) -> str:
+        """The chance with its likely range, in words: ``61% (likely between 34% and 83%)``."""
+        return chance_words(self.probability, self.probability_low, self.probability_high)
+
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        out = asdict(replace(self, template=None))
+        out = asdict(replace(self, template=None, model=None))
         out.pop("template")
+        out.pop("model")
         return out
 
     def __repr__(self) -> str:
         return (
-            f"<DealReview {self.case_id}: {self.milestone or 'no milestone yet'} for "
-            f"{self.days_in_milestone:.0f} days, p={self.probability:.0%} "
-            f"[{self.probability_low:.0%}, {self.probability_high:.0%}], flags: {', '.join(self.flag_names) or 'none'}>"
+            f"<DealReview {self.label}: {self.milestone or 'no milestone yet'} for "
+            f"{self.days_in_milestone:.0f} days, chance {self.probability:.0%} "
+            f"[{self.probability_low:.0%}, {self.probability_high:.0%}], "
+            f"flags: {', '.join(f.label for f in self.flags) or 'none'}>"
         )
 
     def __str__(self) -> str:
+        """The review in plain words; the numbers behind it last, under 'For the analyst'."""
+        owner = f", owner {self.owner}" if self.owner else ""
+        deal = self.template is None or self.template.kind == "deal"
         lines = [
-            f"Deal {self.case_id} (rank {self.rank}) as of {self.as_of.date()}",
-            f"  position: {self.milestone or 'before the first milestone'}, {self.days_in_milestone:.0f} days"
-            + (f" (longer than {self.milestone_percentile:.0%} of visits)" if self.milestone_percentile is not None else "")
-            + f"; age {self.age_days:.0f} days",
-            f"  probability: {self.probability:.0%} [{self.probability_low:.0%}, {self.probability_high:.0%}]"
-            f"; {self.comparable_text}",
+            f"{'Deal' if deal else 'Project'} {self.label}{owner} (rank {self.rank}) as of {self.as_of.date()}",
+            f"  where: {self.milestone or 'before the first milestone'} for {self.days_in_milestone:.0f} days; "
+            f"{self.age_days:.0f} days old",
+            f"  chance to {'win' if deal else 'finish on time'}: {self.chance_text}",
         ]
-        lines += [f"  reason: {r.text}" for r in self.reasons]
-        lines += [f"  flag {f.name}: {f.reason}" for f in self.flags]
-        lines += [f"  gap ({g.status}): {g.activity} - {g.evidence}" for g in self.gaps]
-        lines += [
-            f"  action: {a.what} (owner {a.owner or 'deal owner'}, by {a.by.date()}"
-            + (f", {a.effect * 100:+.0f} points" if a.effect is not None else "")
-            + f") - {a.why}"
-            for a in self.actions
-        ]
+        lines += [f"  why: {r.text}" for r in self.reasons]
+        lines += [f"  {f.label}: {f.plain}" for f in self.flags]
+        lines += [f"  to do: {a.what} ({self._who(a)}, by {a.by.date()}"
+                  + (f", {_fmt_pts(a.effect)}" if a.effect is not None else "") + f"): {a.why}" for a in self.actions]
+        lines.append("  For the analyst:")
+        lines += [f"    {line}" for line in self.analyst_notes()]
         return "\n".join(lines)
+
+    def _who(self, a: Action) -> str:
+        """Who does an action: its role, or the deal's owner by name."""
+        if a.owner and a.owner != "deal owner":
+            return a.owner
+        return self.owner or "deal owner"
+
+    def analyst_notes(self) -> list[str]:
+        """The numbers behind the plain words: the chance's interval and model, the evidence of each
+        reason, flag, gap and action (counts, intervals, q-values)."""
+        out = [f"probability {self.probability:.1%}, 95% interval [{self.probability_low:.1%}, {self.probability_high:.1%}]"]
+        if self.model is not None:
+            out.append(self.model.method())
+        if self.milestone_percentile is not None:
+            out.append(f"time in {self.milestone}: longer than {self.milestone_percentile:.0%} of visits there "
+                       f"(median {_num(self.milestone_p50)} days, p80 {_num(self.milestone_p80)} days)")
+        if self.age_percentile is not None:
+            out.append(f"age {self.age_days:.0f} days: older than {self.age_percentile:.0%} of won deals were "
+                       "when they closed")
+        out += [f"{r.text}: {r.detail}" for r in self.reasons if r.detail]
+        out += [f"flag {f.name}: {f.reason}" for f in self.flags]
+        out += [f"gap {g.activity} ({g.status}): {g.evidence}" for g in self.gaps]
+        shown = {g.evidence for g in self.gaps}
+        out += [f"{a.what}: {a.detail}" for a in self.actions if a.detail and a.detail not in shown]
+        return out
 
     def _repr_html_(self) -> str:
         def ul(items: list[str]) -> str:
             return "<ul>" + "".join(f"<li>{escape(x)}</li>" for x in items) + "</ul>" if items else "<p>none</p>"
 
         acts = [
-            f"{a.what} — owner {a.owner or 'deal owner'}, by {a.by.date()}"
-            + (f" ({a.effect * 100:+.0f} points)" if a.effect is not None else "")
+            f"{a.what} — {self._who(a)}, by {a.by.date()}"
+            + (f" ({_fmt_pts(a.effect)})" if a.effect is not None else "")
             + f": {a.why}"
             for a in self.actions
         ]
+        owner = f"; owner {self.owner}" if self.owner else ""
         return (
-            f"<div class='salesproc-deal'><h4>{escape(self.case_id)}</h4>"
-            f"<p>{escape(self.milestone or 'before the first milestone')} for {self.days_in_milestone:.0f} days; "
-            f"probability {self.probability:.0%} [{self.probability_low:.0%}, {self.probability_high:.0%}]</p>"
-            f"<p><em>Reasons</em></p>{ul([r.text for r in self.reasons])}"
-            f"<p><em>Flags</em></p>{ul([f'{f.name}: {f.reason}' for f in self.flags])}"
-            f"<p><em>Gaps</em></p>{ul([f'{g.activity} ({g.status}): {g.evidence}' for g in self.gaps])}"
-            f"<p><em>Actions</em></p>{ul(acts)}</div>"
+            f"<div class='salesproc-deal'><h4>{escape(self.label)}</h4>"
+            f"<p>{escape(self.milestone or 'before the first milestone')} for {self.days_in_milestone:.0f} days"
+            f"{escape(owner)}; chance to {'win' if self.template is None or self.template.kind == 'deal' else 'finish on time'} "
+            f"{escape(self.chance_text)}</p>"
+            f"<p><em>Why</em></p>{ul([r.text for r in self.reasons])}"
+            f"<p><em>Flags</em></p>{ul([f'{f.label}: {f.plain}' for f in self.flags])}"
+            f"<p><em>What to do</em></p>{ul(acts)}"
+            f"<details><summary>How this was worked out</summary>{ul(self.analyst_notes())}</details></div>"
         )
+
+
+def chance_words(p: float, low: float | None, high: float | None) -> str:
+    """A chance with its likely range, in words.
+
+    >>> chance_words(0.35, 0.28, 0.42), chance_words(0.35, None, None)
+    ('35% (likely between 28% and 42%)', '35%')
+    """
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return f"{p:.0%}"
+    lo, hi = f"{low:.0%}", f"{high:.0%}"
+    return f"{p:.0%}" if lo == hi else f"{p:.0%} (likely between {lo} and {hi})"
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0f}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -263,6 +352,17 @@ class ReviewModel:
         return (
             f"<ReviewModel fitted on {self.snapshots:,} snapshots of {self.cases:,} cases "
             f"(horizon {self.horizon_days:.0f} days, every {self.step_days:.1f} days)>"
+        )
+
+    def method(self) -> str:
+        """How the chances were worked out, with what they were fitted on (one sentence, for the analyst)."""
+        auc = f"; held-out AUC {self.heldout_auc:.2f}" if self.heldout_auc is not None else ""
+        return (
+            f"chances from a ridge-penalised logistic regression on n={self.snapshots:,} snapshots of "
+            f"{self.cases:,} past cases ({self.successes:,} successes), seen open every {self.step_days:.1f} days "
+            f"with outcomes counted over {self.horizon_days:.0f} days"
+            + (" (closed cases only: the history is short)" if self.relaxed_horizon else "")
+            + f"; Platt-calibrated on held-out folds{auc}; 95% intervals from a case-clustered sandwich covariance"
         )
 
 
@@ -394,25 +494,32 @@ class Review:
         s = self.summary()
         cav = "".join(f"<li>{escape(c)}</li>" for c in self.caveats)
         more = f"<p>... {len(self) - max_rows:,} more deals: review.to_frame()</p>" if len(self) > max_rows else ""
+        how = f"<li>{escape(self.model.method())}</li>{cav}"
         return (
             f"<div class='salesproc-review'><h4>Pipeline review as of {self.as_of.date()}: "
             f"{s['open_deals']:,} open deals, {s['flagged']:,} flagged</h4>"
             "<table><tr><th>#</th><th>deal</th><th>owner</th><th>amount</th><th>milestone</th>"
-            "<th>days</th><th>probability</th><th>flags</th><th>next action</th></tr>"
-            f"{rows}</table>{more}" + (f"<p>Caveats:</p><ul>{cav}</ul>" if cav else "") + "</div>"
+            "<th>days</th><th>chance to win</th><th>flags</th><th>next action</th></tr>"
+            f"{rows}</table>{more}"
+            + (f"<p>{len(self.caveats)} caveat{'s' if len(self.caveats) > 1 else ''} on these numbers: "
+               "see How this was worked out.</p>" if self.caveats else "")
+            + f"<details><summary>How this was worked out</summary><ul>{how}</ul></details></div>"
         )
 
 
 def _pipeline_row(x: dict[str, Any]) -> str:
     amount = x["amount"]
+    deal = " · ".join(str(v) for v in (x["case_id"], x.get("name"), x.get("account")) if isinstance(v, str) and v)
+    flags = ", ".join(FLAG_LABELS.get(n.strip(), n.strip()) for n in str(x["flags"] or "").split(",") if n.strip())
+    chance = chance_words(x["probability"], x["probability_low"], x["probability_high"])
     return (
-        f"<tr><td>{int(x['rank'])}</td><td>{escape(str(x['case_id']))}</td>"
+        f"<tr><td>{int(x['rank'])}</td><td>{escape(deal)}</td>"
         f"<td>{escape(x['owner']) if isinstance(x['owner'], str) else ''}</td>"
         f"<td>{'' if pd.isna(amount) else f'{amount:,.0f}'}</td>"
         f"<td>{escape(x['milestone']) if isinstance(x['milestone'], str) else '-'}</td>"
         f"<td>{x['days_in_milestone']:.0f}</td>"
-        f"<td>{x['probability']:.0%} [{x['probability_low']:.0%}, {x['probability_high']:.0%}]</td>"
-        f"<td>{escape(str(x['flags']))}</td>"
+        f"<td>{escape(chance)}</td>"
+        f"<td>{escape(flags)}</td>"
         f"<td>{escape(x['next_action']) if isinstance(x['next_action'], str) else ''}</td></tr>"
     )
 
@@ -1033,9 +1140,12 @@ def _pipeline_table(
     p = scores.p
     amount = cases["amount"].to_numpy(dtype=float)[open_idx]
     ms_name = np.array([*A.milestones, None], dtype=object)[np.where(st.stage >= 0, st.stage, K)]
+    names, accounts = _case_labels(cases, open_idx)
     frame = pd.DataFrame(
         {
             "case_id": A.case_ids[open_idx].astype(str),
+            "name": names,
+            "account": accounts,
             "owner": cases["owner"].to_numpy(dtype=object)[open_idx],
             "segment": cases["segment"].to_numpy(dtype=object)[open_idx],
             "amount": amount,
@@ -1074,6 +1184,29 @@ def _pipeline_table(
         comparable_high=evidence.comp_hi[order],
     )
     return _Table(frame=frame, order=order)
+
+
+def _case_labels(cases: pd.DataFrame, open_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each open deal's name and account from the first case column of NAME_COLUMNS and of
+    ACCOUNT_COLUMNS the history has (None where it has none, or the value is blank)."""
+    norm = {str(c).strip().lower().replace(" ", "_").replace("-", "_"): c for c in cases.columns}
+    out = []
+    for wanted in (NAME_COLUMNS, ACCOUNT_COLUMNS):
+        col = next((norm[w] for w in wanted if w in norm), None)
+        vals = np.full(len(open_idx), None, dtype=object)
+        if col is not None:
+            raw = cases[col].to_numpy(dtype=object)[open_idx]
+            vals = np.array([(str(v).strip() or None) if _s_or_none(v) else None for v in raw], dtype=object)
+        out.append(vals)
+    return out[0], out[1]
+
+
+def _s_or_none(v: Any) -> bool:
+    """Whether a case attribute holds a value (not missing)."""
+    try:
+        return not bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return v is not None
 
 
 def _review_model(fitted: Fitted, snaps: Snapshots, A: CaseArrays) -> ReviewModel:
@@ -1302,24 +1435,38 @@ def _deal_review(review: Review, row: int) -> DealReview:
         plan_slips=tuple(ctx.slips.get(row, ())),
         reached=reached,
         done=done_acts,
+        name=f["name"] if isinstance(f["name"], str) else None,
+        account=f["account"] if isinstance(f["account"], str) else None,
         template=review.template,
+        model=review.model,
     )
 
 
 def _comparable_text(ctx: _Context, f: pd.Series, k: int, ms: str | None, w: _Words) -> str:
-    """The base of the probability in words: what past deals in the same spot did."""
+    """The base of the probability in plain words: what past deals in the same spot did."""
     n_c, k_c = int(f["comparable_n"]), int(f["comparable_k"])
     bucket = _bucket(np.array([f["milestone_percentile"]]))[0]
-    spot = ["within their usual time", "past their median time", "past their p80 time"][bucket]
-    where = f"in {ms}" if ms else "before the first milestone"
+    where = f"in {ms}" if ms else "still before their first milestone"
+    spot = ["for no longer than usual", "for longer than usual", "for much longer than usual"][bucket] if ms else ""
     if k not in set(ctx.fitted.design.stages.tolist()):
-        return f"no past {w.units} were seen {where}: the probability is the average over all past {w.units}"
+        return f"no past {w.units} were seen {where}, so the chance is the average over all past {w.units}"
     if n_c:
-        return (
-            f"of {n_c:,} past {w.units} {where} {spot}, {k_c:,} {w.won} ({k_c / n_c:.0%} "
-            f"[{f['comparable_low']:.0%}, {f['comparable_high']:.0%}])"
-        )
-    return f"no past {w.units} {where} {spot} to compare with: the estimate leans on the model"
+        return f"of {n_c:,} past {w.units} that were {where} {spot}".rstrip() + f", {k_c:,} {w.won} ({k_c / n_c:.0%})"
+    return f"no past {w.units} were {where} this long, so the chance leans on {w.units} at other points"
+
+
+def _comparable_detail(f: pd.Series, ms: str | None, w: _Words) -> str:
+    """The base's numbers for the analyst: successes of n, the rate and its Wilson interval."""
+    n_c, k_c = int(f["comparable_n"]), int(f["comparable_k"])
+    if not n_c:
+        return ""
+    bucket = _bucket(np.array([f["milestone_percentile"]]))[0]
+    spot = ["within their median time", "past their median time", "past their p80 time"][bucket]
+    where = f"in {ms} {spot}" if ms else "before the first milestone"
+    return (
+        f"{k_c:,} of n={n_c:,} past {w.units} {where} {w.won}: {k_c / n_c:.0%} "
+        f"[{f['comparable_low']:.0%}, {f['comparable_high']:.0%}] (Wilson 95% interval)"
+    )
 
 
 def _reasons(review: Review, row: int, comp_text: str, ms: str | None, days: float, w: _Words) -> list[Reason]:
@@ -1333,15 +1480,16 @@ def _reasons(review: Review, row: int, comp_text: str, ms: str | None, days: flo
             continue
         text = _reason_text(g, pts, row, ctx, review, ms, days, w)
         if text:
-            items.append(Reason(text, round(pts, 4)))
+            items.append(Reason(text[0], round(pts, 4), text[1]))
     items.sort(key=lambda r: -abs(r.points or 0))
-    return [Reason(comp_text[0].upper() + comp_text[1:], None), *items[:5]]
+    base = Reason(comp_text[0].upper() + comp_text[1:], None, _comparable_detail(review._frame.iloc[row], ms, w))
+    return [base, *items[:5]]
 
 
 def _flag_reasons(
     review: Review, row: int, f: pd.Series, gaps: list[Gap], ms: str | None, days: float, w: _Words
 ) -> list[Flag]:
-    """The deal's flags, each with why it fired."""
+    """The deal's flags, each with why it fired: in plain words (``text``) and with the numbers (``reason``)."""
     ctx = review._ctx
     k = int(ctx.state.stage[row])
     flags: list[Flag] = []
@@ -1351,42 +1499,73 @@ def _flag_reasons(
         share = f"at least {mp:.0%}" if mp <= 0.8 + 1e-9 else f"{mp:.0%}"
         flags.append(
             Flag("stalled", f"{days:.0f} days in {ms}, beyond the template's p80 of {p80:.0f} days "
-                 f"(longer than {share} of visits there)")
+                 f"(longer than {share} of visits there)",
+                 f"{days:.0f} days in {ms}, where 8 in 10 {w.units} move on within {p80:.0f} days")
         )
     slips = ctx.slips.get(row, ())
     if slips:
         worst = slips[0]
+        text = (f"{_count(len(slips), 'plan step')} past {'its' if len(slips) == 1 else 'their'} latest safe date; "
+                f"{'' if len(slips) == 1 else 'the worst, '}{worst.item}, was due by {worst.latest_safe.date()} "
+                f"({worst.slip_days:.0f} days ago)")
         flags.append(
             Flag("slipping", f"{len(slips)} plan item(s) past their latest safe date; worst: {worst.item} "
-                 f"was due by {worst.latest_safe.date()} ({worst.slip_days:.0f} days ago)")
+                 f"was due by {worst.latest_safe.date()} ({worst.slip_days:.0f} days ago)", text)
         )
     overdue = [g for g in gaps if g.status == "overdue"]
     if overdue:
-        flags.append(
-            Flag("missing_critical", f"{len(overdue)} critical activit{'y' if len(overdue) == 1 else 'ies'} "
-                 f"due by a milestone already reached not done: " + ", ".join(f"'{g.activity}'" for g in overdue))
-        )
+        flags.append(_missing_flag(overdue))
     if f["single_threaded"]:
         share = ctx.people_share[k + 1]
         flags.append(
             Flag("single_threaded", f"only one person on this {w.units[:-1]} so far ({ctx.arrays.people_column}); "
-                 f"{share:.0%} of {w.units} that {w.won} had two or more by {ms} (n={int(ctx.people_share_n[k + 1]):,} snapshots)")
+                 f"{share:.0%} of {w.units} that {w.won} had two or more by {ms} (n={int(ctx.people_share_n[k + 1]):,} snapshots)",
+                 f"only one person on this {w.units[:-1]} so far; most {w.units} that {w.won} had two or more "
+                 f"people involved by {ms}")
         )
     if f["regressed"]:
-        flags.append(Flag("regressed", _regression_text(ctx.arrays, int(ctx.open_idx[row]), int(review.as_of.value))))
+        text = _regression_text(ctx.arrays, int(ctx.open_idx[row]), int(review.as_of.value))
+        flags.append(Flag("regressed", text, text))
     if f["close_date_pushed"]:
-        flags.append(Flag("close_date_pushed", _close_date_text(ctx, row, review.as_of)))
+        flags.append(Flag("close_date_pushed", _close_date_text(ctx, row, review.as_of),
+                          _close_date_text(ctx, row, review.as_of, plain=True)))
     return flags
 
 
-def _close_date_text(ctx: _Context, row: int, t: pd.Timestamp) -> str:
+def _count(n: int, what: str) -> str:
+    """``1 plan step``, ``2 plan steps``."""
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def _missing_flag(overdue: list[Gap]) -> Flag:
+    """The missing-critical flag: the critical activities due by a milestone the deal has reached, not done."""
+    names = [f"'{g.activity}'" for g in overdue]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    due = list(dict.fromkeys(g.due_by for g in overdue if g.due_by))
+    if len(due) == 1:
+        by = f" (due by {due[0]}, which it has reached)"
+    else:
+        by = f" (due by milestones it has reached: {', '.join(due)})" if due else ""
+    text = f"{listed} should have been done by now{by}"
+    return Flag(
+        "missing_critical",
+        f"{len(overdue)} critical activit{'y' if len(overdue) == 1 else 'ies'} due by a milestone already reached "
+        "not done: " + ", ".join(names),
+        text,
+    )
+
+
+def _close_date_text(ctx: _Context, row: int, t: pd.Timestamp, *, plain: bool = False) -> str:
     """Why the close date counts as pushed: how often it moved, or that the expected close has passed."""
     parts = []
+    n = int(ctx.close_changes[row])
     if ctx.close_changes[row] > 0:
-        parts.append(f"close date moved {int(ctx.close_changes[row])} time(s)")
+        parts.append(f"the close date moved {_count(n, 'time')}" if plain else f"close date moved {n} time(s)")
     if ctx.expected_close[row] != NAT and ctx.expected_close[row] < int(t.value):
         ec = pd.Timestamp(int(ctx.expected_close[row]), tz="UTC")
-        parts.append(f"expected close {ec.date()} has passed ({(t - ec).days} days ago)")
+        days = (t - ec).days
+        parts.append(f"the expected close date, {ec.date()}, passed {days} day{'' if days == 1 else 's'} ago"
+                     if plain else f"expected close {ec.date()} has passed ({days} days ago)")
     return "; ".join(parts)
 
 
@@ -1409,56 +1588,66 @@ def _timeline(
     return reached, tuple(sorted(done, key=lambda x: x[1]))
 
 
-def _reason_text(g: str, pts: float, row: int, ctx: _Context, review: Review, ms: str | None, days: float, w: _Words) -> str | None:
-    """One reason group's effect on this deal, in words (None for a group that has none)."""
+def _reason_text(
+    g: str, pts: float, row: int, ctx: _Context, review: Review, ms: str | None, days: float, w: _Words
+) -> tuple[str, str] | None:
+    """One reason group's effect on this deal: in plain words, and the evidence behind it for the
+    analyst ("" when there is nothing more to say); None for a group that has no effect."""
     if g == "time":
         return _time_reason(pts, row, ctx, ms, days, w)
     if g == "age":
         return _age_reason(pts, row, review, w)
     if g == "target":
-        return _target_reason(pts, row, ctx, review)
+        return _target_reason(pts, row, ctx, review), ""
     if g == "regressed":
-        return f"went back to an earlier milestone: {_fmt_pts(pts)}"
+        return f"went back to an earlier milestone: {_fmt_pts(pts)}", ""
     if g == "people":
         n = int(ctx.state.people[row])
-        return f"{n} {'person' if n == 1 else 'people'} involved so far: {_fmt_pts(pts)}"
+        return f"{n} {'person' if n == 1 else 'people'} involved so far: {_fmt_pts(pts)}", ""
     if g.startswith("act:"):
         return _activity_reason(g[4:], pts, row, ctx, w)
     return None
 
 
-def _time_reason(pts: float, row: int, ctx: _Context, ms: str | None, days: float, w: _Words) -> str:
+def _time_reason(pts: float, row: int, ctx: _Context, ms: str | None, days: float, w: _Words) -> tuple[str, str]:
     """Time in the milestone, against the time deals that won spent there."""
     k = int(ctx.state.stage[row])
     if k < 0:
-        return f"{days:.0f} days since it was created without reaching a milestone ({_fmt_pts(pts)})"
+        return f"{days:.0f} days since it was created, with no milestone reached yet: {_fmt_pts(pts)}", ""
     won = ctx.won_days[k]
-    if len(won):
-        share = float(np.searchsorted(won, days, side="right")) / len(won)
-        med = float(np.median(won))
-        if share >= 1.0:
-            than = f"longer than any of the {len(won):,} {w.units} that {w.won} spent there"
-        elif share <= 0.0:
-            than = f"shorter than any of the {len(won):,} {w.units} that {w.won} spent there"
-        elif share >= 0.5:
-            than = f"longer than {share:.0%} of {w.units} that {w.won} spent there (n={len(won):,})"
-        else:
-            than = f"shorter than {1 - share:.0%} of {w.units} that {w.won} spent there (n={len(won):,})"
-        return f"in {ms} for {days:.0f} days, {than}; their median {med:.0f} days: {_fmt_pts(pts)}"
+    if not len(won):
+        return f"{days:.0f} days in {ms}: {_fmt_pts(pts)}", ""
+    share = float(np.searchsorted(won, days, side="right")) / len(won)
+    med = float(np.median(won))
+    if share >= 1.0:
+        than = f"longer than any of the n={len(won):,} {w.units} that {w.won} spent there"
+    elif share <= 0.0:
+        than = f"shorter than any of the n={len(won):,} {w.units} that {w.won} spent there"
+    elif share >= 0.5:
+        than = f"longer than {share:.0%} of the n={len(won):,} {w.units} that {w.won} spent there"
+    else:
+        than = f"shorter than {1 - share:.0%} of the n={len(won):,} {w.units} that {w.won} spent there"
+    text = f"{days:.0f} days in {ms}, where {w.units} that {w.won} usually spent about {med:.0f} days: {_fmt_pts(pts)}"
+    return text, f"{than} (median {med:.1f} days)"
 
-    return f"in {ms} for {days:.0f} days: {_fmt_pts(pts)}"
 
-
-def _age_reason(pts: float, row: int, review: Review, w: _Words) -> str:
+def _age_reason(pts: float, row: int, review: Review, w: _Words) -> tuple[str, str]:
     """The deal's age, against the age of deals that won when they closed."""
     age = float(review._frame.iloc[row]["age_days"])
     ap = review._frame.iloc[row]["age_percentile"]
     ct = review.template.cycle_time
-    extra = ""
-    if ct is not None and ct.p50 is not None and pd.notna(ap):
-        rel = f"older than {ap:.0%}" if ap >= 0.5 else f"younger than {1 - ap:.0%}"
-        extra = f", {rel} of {w.units} that {w.won} were when they closed (median {ct.p50:.0f} days)"
-    return f"{age:.0f} days old{extra}: {_fmt_pts(pts)}"
+    if ct is None or ct.p50 is None or pd.isna(ap):
+        return f"{age:.0f} days old: {_fmt_pts(pts)}", ""
+    usual = f"{w.units} that {w.won} usually took about {ct.p50:.0f} days from start to close"
+    if ap <= 0.1:
+        text = f"just started ({age:.0f} days old); {usual}"
+    elif ap >= 0.9:
+        text = f"{age:.0f} days old, older than 9 in 10 {w.units} that {w.won} were when they closed"
+    else:
+        text = f"{age:.0f} days old; {usual}"
+    detail = (f"older than {ap:.0%} of the {w.units} that {w.won} were when they closed (their median time "
+              f"to close {ct.p50:.0f} days)")
+    return f"{text}: {_fmt_pts(pts)}", detail
 
 
 def _target_reason(pts: float, row: int, ctx: _Context, review: Review) -> str:
@@ -1473,20 +1662,23 @@ def _target_reason(pts: float, row: int, ctx: _Context, review: Review) -> str:
     return f"{gap:.0f} days left to its target date {when.date()}: {_fmt_pts(pts)}"
 
 
-def _activity_reason(name: str, pts: float, row: int, ctx: _Context, w: _Words) -> str:
-    """A critical activity done or missing, or a warning sign seen or not, with the history's evidence."""
+def _activity_reason(name: str, pts: float, row: int, ctx: _Context, w: _Words) -> tuple[str, str]:
+    """A critical activity done or missing, or a warning sign seen or not; the history's evidence for the analyst."""
     ka = next(x for x in ctx.key if x.name == name)
     j = next(i for i, x in enumerate(ctx.key) if x.name == name)
     done = bool(ctx.state.done[row, j])
     ev = ka.activity.evidence
-    hist = ""
+    detail = ""
     if ev is not None and ev.risk_difference is not None:
-        hist = f", which goes with {_fmt_pts(ev.risk_difference)} of {w.win_rate} at {ev.milestone} (n={ev.n:,})"
+        lo, hi = ev.ci
+        ci = f" [{lo * 100:+.0f}, {hi * 100:+.0f}]" if lo is not None and hi is not None else ""
+        detail = (f"'{name}' goes with {_fmt_pts(ev.risk_difference)}{ci} of {w.win_rate} at {ev.milestone} "
+                  f"(n={ev.n:,})")
     if ka.activity.critical:
-        state = f"'{name}' done" if done else f"missing '{name}'"
+        state = f"'{name}' is done" if done else f"'{name}' is not done yet"
     else:
-        state = f"warning sign '{name}' happened" if done else f"no '{name}' (a warning sign)"
-    return f"{state}{hist}: {_fmt_pts(pts)} for this {w.units[:-1]}"
+        state = f"warning sign: '{name}' happened" if done else f"no sign of '{name}' (a warning sign)"
+    return f"{state}: {_fmt_pts(pts)} for this {w.units[:-1]}", detail
 
 
 def _gaps(ctx: _Context, row: int, w: _Words) -> list[Gap]:
@@ -1507,8 +1699,9 @@ def _gaps(ctx: _Context, row: int, w: _Words) -> list[Gap]:
                 f"(n={ev.n_with:,}) vs {so} without (n={ev.n_without:,})"
                 + (f", q={ev.q:.2g}" if ev.q is not None else "")
             )
+            plain = _gap_plain(ev.success_with, ev.success_without, ev.milestone, w)
         else:
-            text = ca.activity.note or "marked critical in the template"
+            text = plain = ca.activity.note or "marked critical in the template"
         out.append(
             Gap(
                 activity=ca.name,
@@ -1520,10 +1713,19 @@ def _gaps(ctx: _Context, row: int, w: _Words) -> list[Gap]:
                 n=None if ev is None else ev.n,
                 q=None if ev is None else ev.q,
                 evidence=text,
+                text=plain,
             )
         )
     out.sort(key=lambda g: (g.status != "overdue", -(g.risk_difference or 0)))
     return out
+
+
+def _gap_plain(with_: float | None, without: float | None, milestone: str | None, w: _Words) -> str:
+    """Why a critical activity matters, in plain words: how often deals that did it won, and those that did not."""
+    by = f" by {milestone}" if milestone else ""
+    if with_ is None or without is None:
+        return f"{w.units} that did it{by} {w.won} more often"
+    return f"{w.units} that did it{by} {w.won} {with_:.0%} of the time, against {without:.0%} without"
 
 
 def _regression_text(A: CaseArrays, case: int, as_of_ns: int) -> str:
@@ -1582,15 +1784,16 @@ def _gap_actions(
         due_days = OVERDUE_DAYS if g.status == "overdue" else max(OVERDUE_DAYS, math.ceil(left - lead))
         owner = ca.activity.owner_role or _ms_owner(tpl, ca.activity.milestone)
         gain = float(ctx.act_gain[row, j])
-        when = "overdue: it is due by " if g.status == "overdue" else "due before "
+        when = "overdue: it was due by " if g.status == "overdue" else "due before "
         out.append(
             Action(
                 what=f"Do '{g.activity}'",
                 owner=owner,
                 by=t + pd.Timedelta(days=due_days),
                 effect=round(gain, 4),
-                why=f"{when}{g.due_by or 'the next milestone'}; {g.evidence}",
+                why=f"{when}{g.due_by or 'the next milestone'}; {g.text or g.evidence}",
                 source="template",
+                detail=g.evidence,
             )
         )
     return out
@@ -1606,11 +1809,15 @@ def _recovery_actions(recovery: list[Recovery], t: pd.Timestamp, w: _Words) -> l
             effect=round(r.rd, 4),
             why=(
                 f"of {r.won:,} {w.units} stalled in {r.milestone} that went on to {'win' if w.units == 'deals' else 'finish on time'}, "
-                f"{r.won_did:,} did '{r.activity}' within {r.window_days:.0f} days; stalled {w.units} that did "
-                f"{w.won} {r.k_did / r.n_did:.0%} (n={r.n_did:,}) vs {r.k_not / r.n_not:.0%} that did not "
-                f"(n={r.n_not:,}): {_fmt_pts(r.rd)} [{r.low * 100:+.0f}, {r.high * 100:+.0f}]"
+                f"{r.won_did:,} did '{r.activity}' within {r.window_days:.0f} days; stalled {w.units} that did it "
+                f"{w.won} {r.k_did / r.n_did:.0%} of the time, against {r.k_not / r.n_not:.0%} that did not"
             ),
             source="history",
+            detail=(
+                f"stalled {w.units} that did '{r.activity}' {w.won} {r.k_did / r.n_did:.0%} (n={r.n_did:,}) vs "
+                f"{r.k_not / r.n_not:.0%} that did not (n={r.n_not:,}): {_fmt_pts(r.rd)} "
+                f"[{r.low * 100:+.0f}, {r.high * 100:+.0f}] (Newcombe 95% interval)"
+            ),
         )
         for r in recovery
     ]
@@ -1620,29 +1827,33 @@ def _flag_actions(
     ctx: _Context, row: int, tpl: ProcessTemplate, flags: list[Flag], ms: str | None, t: pd.Timestamp
 ) -> list[Action]:
     """The steps the single-threaded, regressed and close-date flags call for."""
-    names = {f.name for f in flags}
+    names = {f.name: f for f in flags}
     out: list[Action] = []
     if "single_threaded" in names:
         gain = float(ctx.people_gain[row])
         out.append(
             Action(
-                what="Bring a second person into the deal (a manager, specialist or executive sponsor)",
+                what=f"Bring a second person into the {'deal' if ctx.kind == 'deal' else 'project'} "
+                "(a manager, specialist or executive sponsor)",
                 owner="deal owner",
                 by=t + pd.Timedelta(days=STALL_ACTION_DAYS),
                 effect=round(gain, 4) if gain > 0 else None,
-                why=next(f.reason for f in flags if f.name == "single_threaded"),
+                why=names["single_threaded"].plain,
                 source="flag",
+                detail=_flag_detail(names["single_threaded"]),
             )
         )
     if "regressed" in names:
         out.append(
             Action(
-                what=f"Re-confirm with the buyer what it takes to pass {ms} again, and write it down",
+                what=f"Re-confirm with the {'buyer' if ctx.kind == 'deal' else 'customer'} what it takes to pass {ms} "
+                "again, and write it down",
                 owner=_ms_owner(tpl, ms),
                 by=t + pd.Timedelta(days=OVERDUE_DAYS),
                 effect=None,
-                why=next(f.reason for f in flags if f.name == "regressed"),
+                why=names["regressed"].plain,
                 source="flag",
+                detail=_flag_detail(names["regressed"]),
             )
         )
     if "close_date_pushed" in names:
@@ -1652,11 +1863,17 @@ def _flag_actions(
                 owner="deal owner",
                 by=t + pd.Timedelta(days=OVERDUE_DAYS),
                 effect=None,
-                why=next(f.reason for f in flags if f.name == "close_date_pushed"),
+                why=names["close_date_pushed"].plain,
                 source="flag",
+                detail=_flag_detail(names["close_date_pushed"]),
             )
         )
     return out
+
+
+def _flag_detail(flag: Flag) -> str:
+    """A flag's numbers for the analyst, when they say more than its plain sentence."""
+    return flag.reason if flag.reason != flag.plain else ""
 
 
 def _plan_actions(slips: tuple[PlanSlip, ...], t: pd.Timestamp) -> list[Action]:
