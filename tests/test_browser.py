@@ -2,7 +2,8 @@
 Playwright's Python API. Never ``playwright install``: the browser is ``/usr/bin/chromium``.
 
 One test opens the pipeline index of a batch run, served on 127.0.0.1, follows a link to a deal
-review and checks what a manager sees; the other renders a history whose deal ids, owners,
+review and checks what a manager sees; one reads a deal review's plain sentences, then opens its
+"How this was worked out" fold and finds the statistics; the other renders a history whose deal ids, owners,
 activity and milestone names are script-injection payloads and checks, page by page, that no
 script ran, no dialog opened, no link leads to ``javascript:`` and nothing was written outside
 the output folder. Screenshots go to ``tests/artifacts/`` (git-ignored);
@@ -24,7 +25,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from render_data import ACTIVITY, HOSTILE_IDS, OWNER, SCRIPT, TRAVERSAL, hostile_review, small_review
 
-from salesproc.render import render_batch
+from salesproc.render import render_batch, render_report
 from salesproc.render._paths import slugify, unique_slugs
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -166,4 +167,43 @@ def test_a_hostile_history_runs_no_script_and_writes_only_inside_the_output_fold
         assert page.evaluate("window.__pwned") is None
         page.go_back()
     assert seen["dialogs"] == [] and seen["errors"] == []
+    page.close()
+
+
+def test_a_manager_reads_plain_sentences_and_the_analyst_opens_the_fold(browser: Browser, tmp_path: Path) -> None:
+    fx = small_review()
+    deal = fx.review[fx.review.case_ids[0]]
+    path = tmp_path / "deal.html"
+    render_report(deal, out=path)
+    page = browser.new_page(viewport={"width": 1100, "height": 1300})
+    seen = _watch(page)
+    page.goto(path.as_uri())
+    summary = page.locator("[data-test=summary]")
+    assert summary.is_visible()
+    said = summary.inner_text()
+    first = deal.actions[0]
+    assert f"Chance to win: {deal.chance_text}." in said
+    assert f"Why: {deal.reasons[0].text}" in said
+    assert f"Next: {first.what} ({first.owner}) by {first.by:%Y-%m-%d}." in said
+    for f in deal.flags:
+        assert page.locator("li", has_text=f.text).inner_text() == f"{f.label} {f.text}"
+    # what a manager sees carries none of the analyst's words; the statistics are folded away
+    fold = page.locator("details.analyst")
+    assert fold.count() == 1 and fold.get_attribute("open") is None
+    visible = page.locator("main").inner_text()
+    for word in ("logistic", "Platt", "snapshots", "q=", "n=", "Wilson"):
+        assert word not in visible, word
+    method = fold.get_by_text("logistic regression", exact=False)
+    assert not method.is_visible()
+    page.screenshot(path=str(ARTIFACTS / "deal-review-plain.png"), full_page=True)
+
+    fold.locator("summary", has_text="How this was worked out").click()
+    assert fold.get_attribute("open") is not None and method.is_visible()
+    stats = fold.inner_text()
+    assert f"Probability {deal.probability:.1%}, 95% interval [{deal.probability_low:.1%}, {deal.probability_high:.1%}]" in stats
+    assert f"n={fx.review.model.snapshots:,} snapshots" in stats and "Platt" in stats and "Wilson 95% interval" in stats
+    for g in deal.gaps:
+        assert g.evidence in stats
+    page.screenshot(path=str(ARTIFACTS / "deal-review-analyst-fold.png"), full_page=True)
+    assert seen == {"dialogs": [], "errors": [], "console": []}
     page.close()
