@@ -43,7 +43,9 @@ def test_a_semicolon_file_with_decimal_points_keeps_them() -> None:
 
 
 def test_a_quoted_decimal_comma_in_a_comma_file_is_one_and_a_half() -> None:
-    h = load('case_id,name,timestamp,outcome,amount\nA,Qualify,2024-01-02,won,"1,5"\nB,Qualify,2024-01-03,won,"2,25"\n')
+    h = load(
+        'case_id,name,timestamp,outcome,amount\nA,Qualify,2024-01-02,won,"1,5"\nB,Qualify,2024-01-03,won,"2,25"\n'
+    )
     assert amounts(h) == {"A": 1.5, "B": 2.25}  # was 15 and 225
     assert "amount: decimal comma" in h.report.notes
 
@@ -207,7 +209,7 @@ def test_formulas_with_saved_results_read_as_their_values(tmp_path: Path) -> Non
             if item.filename == "xl/worksheets/sheet1.xml":
                 data = re.sub(
                     rb"<f>D(\d+)\*2</f><v\s*>\s*</v>|<f>D(\d+)\*2</f><v\s*/>",
-                    lambda m: b"<f>D%s*2</f><v>%d</v>" % (m.group(1) or m.group(2), 10 * 2 ** (int(m.group(1) or m.group(2)) - 1)),
+                    lambda m: b"<f>D%s*2</f><v>%d</v>" % (row := m.group(1) or m.group(2), 10 * 2 ** (int(row) - 1)),
                     data,
                 )
             dst.writestr(item, data)
@@ -285,3 +287,33 @@ def test_numbers_are_read_once_per_distinct_value() -> None:
 
 def test_errors_are_input_errors() -> None:
     assert issubclass(InvalidValueError, InputError)
+
+
+def test_excel_error_values_are_named_unless_na_values_says_they_are_gaps(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Deals"
+    for row in (["case_id", "name", "timestamp", "amount"], ["A", "Qualify", "2024-01-02", 10],
+                ["B", "Qualify", "2024-01-03", "#DIV/0!"]):
+        ws.append(row)
+    p = tmp_path / "errors.xlsx"
+    wb.save(p)
+    with pytest.raises(InvalidValueError, match=parts(
+        "errors.xlsx, sheet 'Deals', row 3, column 'amount': found '#DIV/0!'", "cell D3 holds the Excel error #DIV/0!",
+        "na_values=['#DIV/0!']",
+    )):
+        salesproc.load_history(p)
+    h = salesproc.load_history(p, na_values=["#DIV/0!"])
+    assert amounts(h)["A"] == 10.0 and np.isnan(amounts(h)["B"])
+
+
+def test_a_crm_amount_updated_over_time_is_the_last_and_noted() -> None:
+    text = (
+        "OpportunityId,StageName,CreatedDate,Amount,CloseDate,IsWon,IsClosed,CreatedById\n"
+        "O1,Prospecting,2024-01-02,10000,2024-03-01,false,false,U1\n"
+        "O1,Negotiation,2024-02-01,12000,2024-03-01,false,false,U1\n"
+        "O1,Closed Won,2024-03-01,12500,2024-03-01,true,true,U1\n"
+    )
+    h = load(text, mapping="salesforce")
+    assert amounts(h) == {"O1": 12500.0}
+    assert any(n.startswith("Amount: 1 case with different values") and "12000, later 12500" in n for n in h.report.notes)

@@ -422,9 +422,9 @@ def _read_excel(path: Path, sheet: str | int | None, na_values: Iterable[str] | 
             book, sheet_name=wanted, dtype=object, keep_default_na=False, na_values=["", *(na_values or ())]
         )
     if path.suffix.lower() != ".xls" and frame.isna().to_numpy().any():
-        from salesproc.load._excel import check_formula_results
+        from salesproc.load._excel import check_cells
 
-        check_formula_results(path, sheets[wanted] if isinstance(wanted, int) else wanted)
+        check_cells(path, sheets[wanted] if isinstance(wanted, int) else wanted, na_values)
     return frame
 
 

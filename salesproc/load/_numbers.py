@@ -96,9 +96,8 @@ class _Readings:
 
 def _read(text: pd.Series, decimal: str) -> np.ndarray:
     """Each text as a number written with ``decimal`` (NaN where it is not one)."""
-    ok = text.str.fullmatch(_POINT if decimal == "." else _COMMA).fillna(False).to_numpy(dtype=bool) & text.str.contains(
-        r"\d", regex=True
-    ).fillna(False).to_numpy(dtype=bool)
+    written = text.str.fullmatch(_POINT if decimal == "." else _COMMA).fillna(False).to_numpy(dtype=bool)
+    ok = written & text.str.contains(r"\d", regex=True).fillna(False).to_numpy(dtype=bool)
     out = np.full(len(text), np.nan)
     if ok.any():
         t = text[ok].str.replace(_OTHER[decimal], "", regex=False)
@@ -165,7 +164,9 @@ def parse_numbers(
         return pd.Series(out, index=values.index), None
     txt = pd.Series(uniq, dtype=object).astype("str").str.strip()
     r = _Readings.of(txt.str.replace(_NOISE, "", regex=True) if clean else txt)
-    fmt = _decide(r, decimal, values=values, is_text=is_text, codes=codes, source=source, column=column, rows=rows)
+    fmt = _decide(
+        r, decimal, values=values, is_text=is_text, codes=codes, source=source, column=column, rows=rows
+    )
     out[is_text] = np.append(r.values(fmt.decimal), np.nan)[codes]
     return pd.Series(out, index=values.index), fmt
 
@@ -255,7 +256,8 @@ def _plain_numbers(col: Any) -> Any:
         return None
     if not pc.all(pc.match_substring_regex(col, _PLAIN)).as_py():
         return None
-    if not _proves_point(head) and not _proves_point(col) and pc.any(pc.match_substring_regex(col, _TWOFOLD_POINT)).as_py():
+    twofold = not _proves_point(head) and not _proves_point(col)
+    if twofold and pc.any(pc.match_substring_regex(col, _TWOFOLD_POINT)).as_py():
         return col  # ambiguous: stays text
     try:
         return pc.cast(col, pa.float64())

@@ -405,11 +405,14 @@ class CaseRows:
 
     def case_values(self, t: SourceRows, amount: pd.Series | None, *, owner_of_rows: bool = False) -> dict[str, Any]:
         """Per case, the last amount, owner (``case_owner``) and segment given; with ``owner_of_rows``
-        and no ``case_owner``, the first ``owner`` of its rows."""
+        and no ``case_owner``, the first ``owner`` of its rows. Where a case's rows give different
+        values, the summary notes it (the last in time order is kept)."""
         out: dict[str, Any] = {}
         if amount is not None:
+            self.note_changes(t, "amount", amount.iloc[self.k])
             out["amount"] = pd.to_numeric(group_last(self.codes, amount.iloc[self.k], self.m), errors="coerce").to_numpy()
         if "case_owner" in t.use:
+            self.note_changes(t, "case_owner", t.text("case_owner").to_numpy()[self.k])
             out["owner"] = self.last(t.text("case_owner").to_numpy())
         elif owner_of_rows and "owner" in t.use:
             owners = t.text("owner").to_numpy()[self.k]
@@ -419,8 +422,32 @@ class CaseRows:
             own.iloc[firsts.index.to_numpy()] = firsts.to_numpy()
             out["owner"] = own.to_numpy()
         if "segment" in t.use:
+            self.note_changes(t, "segment", t.text("segment").to_numpy()[self.k])
             out["segment"] = self.last(t.text("segment").to_numpy())
         return out
+
+    def note_changes(self, t: SourceRows, canon: str, kept: pd.Series | np.ndarray) -> None:
+        """Note (in ``t``'s report) the cases whose kept rows (``kept``, in time order) give
+        ``canon`` different values: how many, and one with its earlier and its last value."""
+        s = pd.Series(np.asarray(kept, dtype=object))
+        valid = s.notna().to_numpy()
+        if not valid.any():
+            return
+        f = pd.DataFrame({"case": self.codes[valid], "value": s[valid].to_numpy()})
+        distinct = f.groupby("case")["value"].nunique()
+        changed = distinct.index[distinct.to_numpy() > 1]
+        if not len(changed):
+            return
+        values = f.loc[f["case"].to_numpy() == changed[0], "value"]
+        last = values.iloc[-1]
+        earlier = values[values != last].iloc[-1]
+        shown = [repr(v) if isinstance(v, str) else f"{v:g}" if isinstance(v, float) else str(v) for v in (earlier, last)]
+        n = len(changed)
+        t.sk.notes.append(
+            f"{t.use[canon]}: {n:,} case{'s' if n > 1 else ''} with different values on their rows "
+            f"(e.g. {str(self.ids[changed[0]])!r}: {shown[0]}, later {shown[1]}): each case's last row in "
+            "time order kept (an export updates a case over time)"
+        )
 
 
 def milestone_events(
