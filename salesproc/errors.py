@@ -24,6 +24,7 @@ __all__ = [
     "PlanError",
     "ReportTemplateError",
     "SalesprocError",
+    "SettingsError",
     "TemplateError",
     "UnsafePathError",
     "UnsafeTemplateError",
@@ -116,6 +117,10 @@ class InvalidValueError(InputError):
 class ParameterError(SalesprocError, ValueError):
     """A parameter has a value salesproc cannot use: the message says which, what it must be, and
     what it got (``The 'errors' parameter must be 'raise' or 'skip'. Got 'ignore' instead.``)."""
+
+
+class SettingsError(SalesprocError, ValueError):
+    """A settings file (``salesproc.toml``: how the team's export is read) cannot be read or used."""
 
 
 class TemplateError(SalesprocError, ValueError):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,6 +213,7 @@ def derive_template(
     required_effect: float = 0.10,
     horizon_quantile: float = 0.95,
     previous: ProcessTemplate | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> ProcessTemplate:
     """Learn the team's process template from its history.
 
@@ -243,6 +244,9 @@ def derive_template(
     previous
         An earlier (possibly hand-edited) template: fields listed in its items' ``edited`` are kept
         and the data's new values become ``proposals``.
+    settings
+        How the history was read (:func:`salesproc.load.settings_dict` of its options and source),
+        recorded in the template's ``provenance.settings``.
 
     Examples
     --------
@@ -268,6 +272,8 @@ def derive_template(
         "horizon_quantile": horizon_quantile,
         "milestones": _describe_rule(milestones),
     })
+    if settings:
+        prov = prov.model_copy(update={"settings": _plain_settings(settings)})
     tpl = ProcessTemplate(
         name=name,
         version=1,
@@ -490,6 +496,18 @@ def _provenance(P: _Prepared, history: History, *, options: dict[str, Any]) -> P
         salesproc_version=__version__,
         options=options,
     )
+
+
+def _plain_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings as YAML-safe plain values (tables of texts, lists of texts)."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, list | tuple | set | frozenset):
+            return [plain(x) for x in v]
+        return v if v is None or isinstance(v, str | bool | int | float) else str(v)
+
+    return {str(k): plain(v) for k, v in settings.items()}
 
 
 def _default_as_of(history: History) -> pd.Timestamp:

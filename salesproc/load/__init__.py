@@ -5,5 +5,16 @@ from salesproc.load._load import (
     read_table,
 )
 from salesproc.load._options import LoadOptions
+from salesproc.load._settings import (
+    SETTINGS_FILE,
+    Settings,
+    find_settings,
+    read_settings,
+    settings_dict,
+    write_settings,
+)
 
-__all__ = ['LoadOptions', 'load_history', 'read_table']
+__all__ = [
+    'SETTINGS_FILE', 'LoadOptions', 'Settings', 'find_settings', 'load_history', 'read_settings', 'read_table',
+    'settings_dict', 'write_settings',
+]

@@ -301,6 +301,8 @@ class Provenance(_Model):
     events: Count = 0
     salesproc_version: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
+    #: How the team's export was read (the settings file's keys: source, mapping, outcome rules...)
+    settings: dict[str, Any] = Field(default_factory=dict)
 
 
 class Proposal(_Model):
