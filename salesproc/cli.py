@@ -28,6 +28,7 @@ import click
 from salesproc.errors import NoMilestonesError, SalesprocError, example_milestone_rule
 from salesproc.history._history import History, HistorySummary
 from salesproc.load._options import LoadOptions
+from salesproc.load._settings import SETTINGS_FILE, Settings
 
 __all__ = ["LoadOptions", "history_options", "main", "parse_mapping"]
 
@@ -360,6 +361,39 @@ def _check_regex(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
+def _team_settings(settings_path: str | None, no_settings: bool, data: str | None) -> Settings | None:
+    """The settings file a command uses: ``--settings``, else ./salesproc.toml, else one beside the data."""
+    from salesproc.load._settings import find_settings, read_settings
+
+    if no_settings:
+        if settings_path is not None:
+            raise click.UsageError("--settings and --no-settings cannot go together.")
+        return None
+    path = settings_path or find_settings(data_file=data if data and not Path(data).is_dir() else None)
+    ctx = click.get_current_context()
+    ctx.meta["salesproc.settings_path"] = settings_path
+    return read_settings(path) if path is not None else None
+
+
+def _given_options(raw: Mapping[str, Any], all_of_them: bool) -> dict[str, Any]:
+    """The loading options typed on the command line, parsed (every one when no settings file is used)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    typed = {ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.PROMPT}
+    parsers: dict[str, Callable[[Any], Any]] = {
+        "mapping": parse_mapping,
+        "outcome_events": _parse_outcome_events,
+        "outcome_values": _parse_outcome_values,
+        "sheet": lambda v: int(v) if isinstance(v, str) and v.isdigit() else v,
+    }
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        if all_of_them or ctx.get_parameter_source(name) in typed:
+            out[name] = parsers.get(name, lambda v: v)(value)
+    return out
+
+
 def _load(source: str, options: LoadOptions) -> History:
     """Load ``source`` (a file, or a folder saved by ``History.to_parquet``) with a command's options."""
     from salesproc.load import load_history
@@ -388,23 +422,24 @@ def history_options(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         raw = {k: kwargs.pop(k) for k in _LOAD_PARAMS}
-        options = LoadOptions(
-            mapping=parse_mapping(raw["mapping"]),
-            kind=raw["kind"],
-            errors=raw["errors"],
-            tz=raw["tz"],
-            outcome_events=_parse_outcome_events(raw["outcome_events"]),
-            outcome_values=_parse_outcome_values(raw["outcome_values"]),
-            milestones=raw["milestones"],
-            dayfirst=raw["dayfirst"],
-            date_format=raw["date_format"],
-            encoding=raw["encoding"],
-            decimal=raw["decimal"],
-            sheet=int(raw["sheet"]) if isinstance(raw["sheet"], str) and raw["sheet"].isdigit() else raw["sheet"],
-        )
+        settings_path, no_settings = kwargs.pop("settings_path"), kwargs.pop("no_settings")
+        data_key = next((k for k in ("path", "history_path") if k in kwargs), None)
+        settings = _team_settings(settings_path, no_settings, kwargs.get(data_key) if data_key else None)
+        base = settings.options if settings is not None else LoadOptions()
+        options = base.replace(**_given_options(raw, settings is None))
+        if settings is not None:
+            _echo(f"settings: {shown(settings.path)}", err=True)
+            if data_key and kwargs[data_key] is None and settings.source is not None:
+                kwargs[data_key] = str(settings.source)
         return func(*args, load=options, **kwargs)
 
     decorators = [
+        click.option(
+            "--settings", "settings_path", metavar="TOML",
+            help=f"The team's settings file (how its export is read). Default: ./{SETTINGS_FILE} if it "
+            "exists, else one beside the data file; options given on the command line win over it.",
+        ),
+        click.option("--no-settings", is_flag=True, help=f"Do not read a {SETTINGS_FILE} settings file."),
         click.option(
             "--mapping", "-m", multiple=True, metavar="NAME|JSON|KEY=COLUMN",
             help="How the file's columns map to salesproc's: a preset name (crm-snapshot, salesforce, "
@@ -461,24 +496,46 @@ def _echo_summary(summary: HistorySummary, as_json: bool) -> None:
         _echo(str(_shown_summary(summary)))
 
 
+def _data_path(path: str | None, what: str) -> str:
+    """The data file given, or the settings file's ``source``; a usage error naming both ways when neither is."""
+    if path is None:
+        raise click.UsageError(
+            f"give {what}, or save it once with `salesproc info {what} ... --save-settings` "
+            f"(a {SETTINGS_FILE} in this folder then names it)."
+        )
+    return path
+
+
 @main.command()
-@click.argument("path")
+@click.argument("path", required=False)
 @history_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def info(path: str, load: LoadOptions, as_json: bool) -> None:
+@click.option("--save-settings", is_flag=True,
+              help=f"After a successful load, save how the file was read (PATH and the options) as "
+              f"./{SETTINGS_FILE} (or --settings), so later commands need none of them.")
+@click.option("--overwrite-settings", is_flag=True, help="With --save-settings: replace an existing settings file.")
+def info(path: str | None, load: LoadOptions, as_json: bool, save_settings: bool, overwrite_settings: bool) -> None:
     """What a file of past deals or projects holds.
 
     Cases by kind and outcome, events, date range, milestones and activities with counts, and
     what was skipped and why. PATH is a CSV/TSV, Excel, Parquet or XES file, or a folder saved by
-    History.to_parquet.
+    History.to_parquet (default: the source named in ./salesproc.toml).
 
     \b
     Examples:
       salesproc info deals.csv
       salesproc info sales_pipeline.csv --mapping crm-snapshot --json
-      salesproc info export.csv -m case_id="Deal ID" -m name=Stage -m timestamp=Date --errors skip
+      salesproc info export.csv -m case_id="Deal ID" -m name=Stage -m timestamp=Date --save-settings
+      salesproc info                # reads ./salesproc.toml: the file and how to read it
     """
-    _echo_summary(_load(path, load).summary(), as_json)
+    data = _data_path(path, "PATH")
+    _echo_summary(_load(data, load).summary(), as_json)
+    if save_settings:
+        from salesproc.load._settings import write_settings
+
+        target = click.get_current_context().meta.get("salesproc.settings_path") or SETTINGS_FILE
+        written = write_settings(target, load, source=data, overwrite=overwrite_settings)
+        _echo(f"saved settings {shown(written)}", err=as_json)
 
 
 @main.command()
@@ -558,11 +615,16 @@ def _no_milestones_on_the_command_line(exc: NoMilestonesError, rule: object) -> 
     return NoMilestonesError(source=exc.source, names=exc.names, outcomes=exc.outcomes, fix=fix)
 
 
+#: Where ``derive`` saves the template by default (not ``templates/``: that folder holds the team's report templates).
+DEFAULT_TEMPLATE = "process.yaml"
+
+
 @main.command()
-@click.argument("path")
+@click.argument("path", required=False)
 @history_options
-@click.option("-o", "--output", "output", default="templates/process.yaml", show_default=True,
-              help="Where to save the template (an existing file is kept: a versioned name is used).")
+@click.option("-o", "--output", "output", default=DEFAULT_TEMPLATE, show_default=True,
+              help="Where to save the template (an existing file is kept: a versioned name is used). "
+              "Not templates/: that folder holds your report templates.")
 @click.option("--as-of", "as_of", metavar="DATE", help="Only use what was known at this date.")
 @click.option("--name", default="process", show_default=True, help="The template's name.")
 @click.option("--previous", metavar="YAML", help="An earlier, hand-edited template whose edits to keep.")
@@ -570,23 +632,29 @@ def _no_milestones_on_the_command_line(exc: NoMilestonesError, rule: object) -> 
 @click.option("--min-support", type=int, default=20, show_default=True,
               help="Fewest cases with, and without, an activity to judge it.")
 @click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
-def derive(path: str, load: LoadOptions, output: str, as_of: str | None, name: str, previous: str | None,
+def derive(path: str | None, load: LoadOptions, output: str, as_of: str | None, name: str, previous: str | None,
            alpha: float, min_support: int, overwrite: bool) -> None:
     """Derive your process template from past deals or projects and save it as YAML.
 
     \b
     Examples:
-      salesproc derive deals.csv -o templates/process.yaml
+      salesproc derive deals.csv                 # saves process.yaml (then process.v2.yaml...)
       salesproc derive sales_pipeline.csv --mapping crm-snapshot --as-of 2017-12-31
-      salesproc derive deals.csv --previous templates/process.yaml   # keeps your edits
+      salesproc derive deals.csv --previous process.yaml   # keeps your edits
+      salesproc derive                           # the file and options in ./salesproc.toml
+
+    The template records how the data was read (its provenance's settings).
     """
     from salesproc.derive._derive import derive_template
+    from salesproc.load._settings import settings_dict
     from salesproc.template._template import load_template, save_template
 
-    history = _load(path, load)
+    data = _data_path(path, "PATH")
+    history = _load(data, load)
     prev = load_template(previous) if previous else None
     try:
-        tpl = derive_template(history, as_of=as_of, name=name, previous=prev, alpha=alpha, min_support=min_support)
+        tpl = derive_template(history, as_of=as_of, name=name, previous=prev, alpha=alpha, min_support=min_support,
+                              settings=settings_dict(load, source=data))
     except NoMilestonesError as exc:
         raise _no_milestones_on_the_command_line(exc, load.milestones) from None
     written = save_template(tpl, output, overwrite=overwrite)
@@ -636,7 +704,7 @@ def _parse_owners(values: Sequence[str]) -> dict[str, str]:
 
 
 @main.command()
-@click.option("--template", "-t", "template_path", required=True, metavar="YAML",
+@click.option("--template", "-t", "template_path", default=DEFAULT_TEMPLATE, show_default=True, metavar="YAML",
               help="The process template (from `salesproc derive`).")
 @click.option("--target-date", required=True, metavar="DATE", help="The day the goal is due, e.g. 2024-06-30.")
 @click.option("--history", "history_path", metavar="PATH",
@@ -669,8 +737,10 @@ def plan(template_path: str, target_date: str, history_path: str | None, case_id
 
     \b
     Examples:
-      salesproc plan -t templates/process.yaml --target-date 2024-06-30 --as-of 2024-04-01
-      salesproc plan -t templates/process.yaml --target-date 2024-06-30 --history deals.csv --case D0042
+      salesproc plan -t process.yaml --target-date 2024-06-30 --as-of 2024-04-01
+      salesproc plan -t process.yaml --target-date 2024-06-30 --history deals.csv --case D0042
+
+    With a ./salesproc.toml that names the source, --history defaults to it.
     """
 
     from salesproc.plan._plan import Goal, plan_backwards
@@ -735,10 +805,11 @@ def _review_rows(frame: Any, top: int) -> list[str]:
 
 
 @main.command()
-@click.option("--template", "-t", "template_path", required=True, metavar="YAML",
+@click.option("--template", "-t", "template_path", default=DEFAULT_TEMPLATE, show_default=True, metavar="YAML",
               help="The process template (from `salesproc derive`).")
-@click.option("--history", "history_path", required=True, metavar="PATH",
-              help="Past and open deals or projects (any file `salesproc info` reads).")
+@click.option("--history", "history_path", metavar="PATH",
+              help="Past and open deals or projects (any file `salesproc info` reads). "
+              f"Default: the source named in ./{SETTINGS_FILE}.")
 @click.option("--as-of", "as_of", metavar="DATE",
               help="The review date: deals open then are reviewed with what was known then. "
               "Default: the last date in --history.")
@@ -756,7 +827,7 @@ def _review_rows(frame: Any, top: int) -> list[str]:
               help="Processes rendering the deal reports.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @history_options
-def review(template_path: str, history_path: str, as_of: str | None, output: str | None, top: int,
+def review(template_path: str, history_path: str | None, as_of: str | None, output: str | None, top: int,
            overwrite: bool, formats: Sequence[str], no_reports: bool, report_templates: str | None,
            workers: int, no_progress: bool, load: LoadOptions) -> None:
     """Review every open deal: where it stands, its odds with an interval, flags and the next action.
@@ -768,7 +839,8 @@ def review(template_path: str, history_path: str, as_of: str | None, output: str
 
     \b
     Examples:
-      salesproc review -t templates/process.yaml --history deals.csv --as-of 2024-03-31
+      salesproc review -t process.yaml --history deals.csv --as-of 2024-03-31
+      salesproc review -t process.yaml          # the file and options in ./salesproc.toml
       salesproc review -t process.yaml --history sales_pipeline.csv -m crm-snapshot --as-of 2017-12-31 -o reports
     """
 
@@ -776,7 +848,7 @@ def review(template_path: str, history_path: str, as_of: str | None, output: str
     from salesproc.template._template import load_template
 
     tpl = load_template(template_path)
-    history = _load(history_path, load)
+    history = _load(_data_path(history_path, "--history"), load)
     if as_of is None:
         from salesproc.derive._derive import _default_as_of
 

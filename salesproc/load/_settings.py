@@ -84,7 +84,7 @@ def find_settings(start_dir: str | Path | None = None, *, data_file: str | Path 
 
     Returns ``None`` when neither holds one.
     """
-    folders = [Path(start_dir) if start_dir is not None else Path.cwd()]
+    folders = [Path(start_dir) if start_dir is not None else Path()]
     if data_file is not None:
         folders.append(Path(data_file).parent)
     for folder in folders:
@@ -238,6 +238,10 @@ def _plain(path: Path, key: str, value: Any, default: Any) -> Any:
     return value
 
 
+#: Names people reach for, and the key they mean.
+_ALIASES = {"timezone": "tz", "time_zone": "tz", "columns": "mapping", "preset": "mapping", "file": "source",
+            "data": "source", "path": "source", "outcomes": "outcome_events", "na": "na_values", "sep": "delimiter"}
+
 # --- reading --------------------------------------------------------------------------------------
 
 
@@ -270,7 +274,7 @@ def read_settings(path: str | Path) -> Settings:
             source = p.parent / _str(p, key, value, "deals.csv")
             continue
         if key not in fields:
-            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+            close = [_ALIASES[key.lower()]] if key.lower() in _ALIASES else difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}?" if close else "remove it."
             raise SettingsError(f"{p}: unknown key {key!r}. Expected one of: {', '.join(valid)}. Fix: {hint}")
         check = _CHECKS.get(key)
