@@ -18,6 +18,7 @@ __all__ = [
     "MalformedFileError",
     "MissingColumnError",
     "MissingDependencyError",
+    "NoClosedCasesError",
     "NoMilestonesError",
     "OverwriteError",
     "ParameterError",
@@ -172,6 +173,62 @@ class NoMilestonesError(DeriveError):
             f"{where}no milestone events to derive a process template from: {found}.{ruled} "
             "Expected: events marked as milestones (the steps a case reaches, such as Qualify or "
             f"Proposal); the others are activities. Fix: {fix}"
+        )
+
+
+class NoClosedCasesError(SalesprocError, ValueError):
+    """The history holds no closed case (every deal or project open): there are no outcomes to learn from.
+
+    Raised once by :func:`salesproc.derive_template` and :func:`salesproc.review_deals` (as a
+    ``ReviewError`` too there). The message names the options that give a history its outcomes and
+    the most frequent event names that look like outcomes, if any.
+    """
+
+    def __init__(
+        self,
+        *,
+        source: str | Path | None,
+        kind: str,
+        cases: int,
+        caller: str,
+        as_of: object = None,
+        outcome_like: Mapping[str, int] | None = None,
+    ) -> None:
+        self.source = source
+        self.kind = kind
+        self.cases = cases
+        self.outcome_like = dict(outcome_like or {})
+        unit = "deal" if kind == "deal" else "project"
+        before = f" before {as_of}" if as_of is not None else ""
+        where = f"{source}: " if source is not None else ""
+        found = f"{where}{cases:,} {unit}{'s' if cases != 1 else ''}, all open"
+        if kind == "deal":
+            expected = "deals marked won or lost"
+            fix = (
+                "map the file's outcome column with mapping={'outcome': '<column>'} (-m outcome=<column>), and "
+                "say what unusual labels mean with outcome_values={'Signed': 'won'}; or name the events that "
+                "close a deal with outcome_events={'won': ['Closed Won'], 'lost': ['Closed Lost']} "
+                "(--outcome-events)."
+            )
+        else:
+            expected = "finished projects, on time or late by a due date, or with an outcome"
+            fix = (
+                "map a due date with mapping={'target_date': '<column>'} (-m target_date=<column>), or state a "
+                "service-level target with sla_days=<days> (--sla-days), so that finished projects are on time "
+                "or late; or map an outcome column (-m outcome=<column>, with outcome_values= for unusual "
+                "labels), or name the closing events with outcome_events={'on_time': [...], 'late': [...]}."
+            )
+        if as_of is not None:
+            fix += " Or choose a later date, when some have closed."
+        hint = ""
+        if self.outcome_like:
+            hint = (
+                f" Event names that look like outcomes: {_counted(self.outcome_like)}; "
+                "name them in outcome_events if they close a case."
+            )
+        super().__init__(
+            f"The history holds no closed cases{before} ({found}): {caller} has no outcomes to learn from. "
+            f"Expected: {expected}. Fix: {fix}{hint}"
         )
 
 

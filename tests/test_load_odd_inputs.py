@@ -303,7 +303,7 @@ def test_a_query_that_writes_is_refused_before_it_runs(crm_db: Path, query: str,
 
 def test_a_select_with_writing_words_in_its_text_and_names_still_runs(crm_db: Path) -> None:
     query = "SELECT case_id, name, timestamp, 'delete; drop' AS \"update\" FROM stages -- not: DELETE\n;"
-    h = salesproc.load_history(f"sqlite:///{crm_db}", query=query)
+    h = salesproc.load_history(f"sqlite:///{crm_db}", query=query, outcome_events={})  # ("Won" stays an event)
     assert h.events["update"].tolist() == ["delete; drop", "delete; drop"]
 
 

@@ -36,9 +36,10 @@ import pandas as pd
 from salesproc._version import __version__
 from salesproc.derive._stats import QUANTILE_LEVELS, bh, fisher_pvalues, kaplan_meier, newcombe, wilson
 from salesproc.derive._visits import milestone_visits
-from salesproc.errors import DeriveError, NoMilestonesError
+from salesproc.errors import DeriveError, NoClosedCasesError, NoMilestonesError
 from salesproc.history._history import History, _ts
 from salesproc.load._build import MilestoneRule, milestone_matcher
+from salesproc.load._outcome_names import outcome_like_names
 from salesproc.template._template import (
     Activity,
     ActivityEvidence,
@@ -329,6 +330,11 @@ def _prepare(history: History, milestones: MilestoneRule, as_of: pd.Timestamp) -
             names={k: v for k, v in seen.items() if k not in terminal},
             outcomes={k: v for k, v in seen.items() if k in terminal},
             rule=milestones if milestones is not None and not callable(milestones) else None,
+        )
+    if not P.closed_case.any():
+        raise NoClosedCasesError(
+            source=history._report.source, kind=P.kind, cases=P.n, caller="derive_template",
+            outcome_like=outcome_like_names(history._events["name"].astype(str).value_counts().to_dict()),
         )
     return P
 

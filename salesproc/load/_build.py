@@ -40,6 +40,7 @@ from salesproc.history._history import (
 )
 from salesproc.load._numbers import NumberFormat, parse_numbers
 from salesproc.load._options import Errors, MilestoneRule
+from salesproc.load._outcome_names import outcome_events_note, recognised_outcome_events
 
 # case-level columns a flat event log may carry on every row
 CASE_LEVEL = ["outcome", "kind", "created", "closed", "amount", "segment", "target_date", "case_owner"]
@@ -999,7 +1000,8 @@ def build_history(
     rows = _rows_of(ev, row_offset, lazy=True)
     ev = ev.drop(columns=["_row"], errors="ignore")
     checked = _check_events(ev, rows, sk, reading=reading, milestones=milestones)
-    evs = _kept_events(checked, _terminal_outcomes(outcome_events, checked))
+    rule, by_name = _outcome_rule(outcome_events, checked, cases, kind=kind)
+    evs = _kept_events(checked, _terminal_outcomes(rule, checked))
     evs = _order_by_case_and_time(evs)
     evs = _drop_duplicate_events(evs, sk)
 
@@ -1007,7 +1009,7 @@ def build_history(
     evs = replace(evs, starts=_case_starts(evs.codes))
     c = _cases_from_events(evs, rows, _case_level_columns(ev), with_case_table=cases is not None)
     conflicts = _case_value_conflicts(evs, rows, _case_level_columns(ev), outcome_values=outcome_values)
-    evs = _outcomes_from_terminal_events(evs, c, sk, reading=reading)
+    evs = _outcomes_from_terminal_events(evs, c, sk, reading=reading, by_name=by_name)
     if cases is not None:
         c = _merge_case_table(_check_case_table(cases, sk, row_offset=row_offset), c, sk)
     c = _owner_column(c)
@@ -1023,7 +1025,7 @@ def build_history(
     ck = _parse_case_amounts(c, where, sk, ck, fmt=fmt)
     ck = _report_conflicts(c, conflicts, where, sk, ck)
     ck = _case_outcomes(
-        c, kinds, where, sk, ck, outcome_values=outcome_values, outcome_rule=bool(outcome_events)
+        c, kinds, where, sk, ck, outcome_values=outcome_values, outcome_rule=bool(rule)
     )
     ck = _close_dates(c, where, sk, ck)
     c["kind"] = kinds
@@ -1228,6 +1230,24 @@ def _event_types(
     return np.where(hits[name_codes], 0, 1).astype(np.int8), keep
 
 
+def _outcome_rule(
+    outcome_events: Mapping[str, Iterable[str]] | None, checked: _EventRows, cases: pd.DataFrame | None, *, kind: str
+) -> tuple[Mapping[str, Iterable[str]] | None, bool]:
+    """The terminal-event rule in force, and whether it is the names recognised by default.
+
+    Without ``outcome_events`` (None; ``{}`` turns this off) a deal history whose events carry no
+    outcome column and no kind column reads events named like an outcome (``Closed Won``,
+    ``Lost``, ``Gewonnen``..., see :mod:`salesproc.load._outcome_names`) as its outcomes.
+    """
+    if outcome_events is not None or kind != "deal":
+        return outcome_events, False
+    given = set(checked.ev.columns) | (set() if cases is None else set(cases.columns))
+    if "outcome" in given or "kind" in given:
+        return None, False
+    found = recognised_outcome_events(checked.names)
+    return (found, True) if found else (None, False)
+
+
 def _terminal_outcomes(
     outcome_events: Mapping[str, Iterable[str]] | None, checked: _EventRows
 ) -> pd.Series | None:
@@ -1391,9 +1411,11 @@ def _case_values(
     return picked
 
 
-def _outcomes_from_terminal_events(evs: _Events, from_ev: pd.DataFrame, sk: Skips, *, reading: _Reading) -> _Events:
-    """Terminal events (``outcome_events``) become their case's outcome and close time (sets them
-    in ``from_ev``) and leave the events."""
+def _outcomes_from_terminal_events(
+    evs: _Events, from_ev: pd.DataFrame, sk: Skips, *, reading: _Reading, by_name: bool = False
+) -> _Events:
+    """Terminal events (``outcome_events``, or with ``by_name`` the names recognised as outcomes)
+    become their case's outcome and close time (sets them in ``from_ev``) and leave the events."""
     term = evs.term
     evs = replace(evs, term=None)  # used up here
     if term is None:
@@ -1416,7 +1438,11 @@ def _outcomes_from_terminal_events(evs: _Events, from_ev: pd.DataFrame, sk: Skip
         from_ev["closed"] = old.where(old.notna(), tt)
     else:
         from_ev["closed"] = tt.astype(TS_DTYPE)
-    sk.notes.append(f"{int(is_term.sum()):,} terminal events became case outcomes and were removed from events")
+    if by_name:
+        names = recognised_outcome_events(evs.names[np.unique(evs.name_codes[is_term])])
+        sk.notes.append(outcome_events_note(names, pd.Series(t_out[has]).value_counts().to_dict()))
+    else:
+        sk.notes.append(f"{int(is_term.sum()):,} terminal events became case outcomes and were removed from events")
     return evs.select(~is_term)  # per-case first rows are found again later
 
 
@@ -1659,7 +1685,11 @@ def _case_outcomes(
         )
         outcome = outcome.where(~derive_proj, lab)
     if not ("outcome" in c.columns or outcome_rule) and (~is_proj).any():
-        sk.notes.append("no outcome column or outcome_events rule: deals are all open")
+        sk.notes.append(
+            "no outcome column, no outcome_events rule and no event read as an outcome (such as Closed Won "
+            "or Lost): deals are all open. Fix: map the outcome column (-m outcome=<column>), or name the closing "
+            "events with outcome_events={'won': [...], 'lost': [...]}"
+        )
     c["outcome"] = outcome
     return ck
 

@@ -40,8 +40,9 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from salesproc.errors import SalesprocError
+from salesproc.errors import NoClosedCasesError, SalesprocError
 from salesproc.history._history import AS_OF_NOTE, History, _ts
+from salesproc.load._outcome_names import outcome_like_names
 from salesproc.review._model import (
     Fitted,
     KeyActivity,
@@ -101,6 +102,10 @@ DATE_COLUMNS = ("latest_p80", "latest_safe_80", "latest_safe", "latest_p50", "la
 
 class ReviewError(SalesprocError, ValueError):
     """A review cannot be made from this history and template."""
+
+
+class NoClosedCasesToReview(NoClosedCasesError, ReviewError):
+    """No deal closed before the review date: no win rates to learn (a :class:`NoClosedCasesError`)."""
 
 
 # --- result objects ----------------------------------------------------------------------------
@@ -832,9 +837,9 @@ def _known_history(
             "or rename the milestones to match."
         )
     if not (A.status != 2).any():
-        raise ReviewError(
-            f"The history holds no closed cases before {t.date()}: there is nothing to learn win rates from. "
-            "Fix: review at a later date or load closed deals too."
+        raise NoClosedCasesToReview(
+            source=known._report.source, kind=template.kind, cases=len(known._cases), caller="review_deals",
+            as_of=t.date(), outcome_like=outcome_like_names(known._events["name"].astype(str).value_counts().to_dict()),
         )
     return _Known(
         t=t, cases=known._cases, arrays=A, kind=template.kind, words=_Words(template.kind), caveats=tuple(caveats)
