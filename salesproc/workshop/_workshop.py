@@ -6,6 +6,8 @@ off. :func:`open_workshop` names the folder they share::
     workshop/
         history/            the team's history as loaded in notebook 0 (a History.to_parquet folder)
         goal.yaml           the goal set in notebook 1
+        salesproc.toml      how the team's export is read (mapping, outcomes, milestones...; the
+                            column mapper's 'Save settings'), the same file the command line reads
         process.yaml        the template derived in notebook 3 (version 1)
         process.v2.yaml     ... and each version the team saved from the template editor
         plans/, reports/    exports and rendered reports
@@ -37,6 +39,8 @@ import yaml
 from salesproc._io import atomic_write_text, recover_half_swap
 from salesproc.errors import DeriveError, InputError, ParameterError, TemplateError
 from salesproc.history._history import History, _ts
+from salesproc.load._options import LoadOptions
+from salesproc.load._settings import SETTINGS_FILE, Settings, find_settings, read_settings, write_settings
 from salesproc.template._template import ProcessTemplate, load_template, save_template
 
 __all__ = ["ReportInputs", "Workshop", "backtest_versions", "open_workshop", "report_inputs", "suggest_target_date"]
@@ -63,6 +67,11 @@ class Workshop:
     def template_path(self) -> Path:
         """The first version's file; later versions are saved beside it (``process.v2.yaml``...)."""
         return self.folder / TEMPLATE_FILE
+
+    @property
+    def settings_path(self) -> Path:
+        """The team's settings file (``salesproc.toml``): how its export is read."""
+        return self.folder / SETTINGS_FILE
 
     @property
     def plans_dir(self) -> Path:
@@ -118,6 +127,29 @@ class Workshop:
         self.save_history(h)
         return h
 
+    # -- settings ------------------------------------------------------------------------------
+    def settings(self) -> Settings | None:
+        """The workshop's settings file, read and checked (``None`` if none was saved)."""
+        return read_settings(self.settings_path) if self.settings_path.is_file() else None
+
+    def save_settings(self, options: LoadOptions, *, source: Any = None, overwrite: bool = False) -> Path:
+        """Keep how the team's export is read as ``salesproc.toml`` (an existing file only with ``overwrite``)."""
+        return write_settings(self.settings_path, options, source=source, overwrite=overwrite)
+
+    def use_settings(self) -> History:
+        """Load the source the settings file names, read as it says, and keep it as the workshop's history."""
+        s = self.settings()
+        if s is None or s.source is None:
+            raise InputError(
+                f"{self.settings_path}: no settings file naming the team's data (its 'source'). Fix: load the "
+                "file with the column mapper and press 'Save settings', or run `salesproc info FILE ... --save-settings`."
+            )
+        from salesproc.load._load import load_history
+
+        h = load_history(s.source, options=s.options)
+        self.save_history(h)
+        return h
+
     def save_history(self, history: History) -> Path:
         """Keep ``history`` as the workshop's history (replacing the working copy)."""
         return history.to_parquet(self.history_dir, overwrite=True)
@@ -159,7 +191,8 @@ class Workshop:
                 return t
         from salesproc.derive._derive import derive_template
 
-        t = derive_template(h, as_of=self.as_of(as_of, h), name="process")
+        s = self.settings()
+        t = derive_template(h, as_of=self.as_of(as_of, h), name="process", settings=s.to_dict() if s else None)
         versions = self.template_versions()
         if versions:
             t = t.model_copy(update={"version": max(load_template(p).version for p in versions) + 1})
@@ -332,12 +365,20 @@ def report_inputs(
     as_of: Any = None,
     *,
     mapping: Mapping[str, str] | str | None = None,
+    settings: str | Path | bool | None = None,
+    outcome_events: Mapping[str, Any] | None = None,
+    outcome_values: Mapping[str, str] | None = None,
+    milestones: Any = None,
 ) -> ReportInputs:
     """Turn a report notebook's parameters into its inputs.
 
-    ``history`` is a path (or anything :func:`salesproc.load_history` reads; ``None``: the sample
-    deals); ``template`` a template file (``None``: derived from the history as known at ``as_of``);
-    ``as_of`` the review date (``None``: the last date in the data).
+    ``history`` is a path (or anything :func:`salesproc.load_history` reads; ``None``: the source
+    the settings name, else the sample deals); ``template`` a template file (``None``: derived from
+    the history as known at ``as_of``); ``as_of`` the review date (``None``: the last date in the
+    data). ``settings`` is the team's settings file (``None``: ./salesproc.toml if there is one;
+    ``False``: none); ``mapping``, ``outcome_events``, ``outcome_values`` and ``milestones`` given
+    here win over it. Data with no closed case at all is an :class:`~salesproc.errors.InputError`
+    that says how to name the outcomes.
 
     Examples
     --------
@@ -347,19 +388,43 @@ def report_inputs(
     """
     from salesproc.derive._derive import derive_template
 
-    if history is None:
+    found = None if settings is False else (settings if settings not in (None, True) else find_settings())
+    s = read_settings(found) if isinstance(found, str | Path) else None
+    given = {"mapping": mapping, "outcome_events": outcome_events, "outcome_values": outcome_values,
+             "milestones": milestones}
+    options = (s.options if s else LoadOptions()).replace(**{k: v for k, v in given.items() if v is not None})
+    source = history if history is not None else (s.source if s else None)
+    if source is None:
         from salesproc.datasets import load_sample_deals
 
         h = load_sample_deals()
     else:
         from salesproc.load._load import load_history
 
-        h = load_history(history, mapping=mapping)
+        h = _with_closed_cases(load_history(source, options=options))
     t_as_of = _resolve_as_of(as_of, h)
     if template is None:
-        tpl = derive_template(h, as_of=t_as_of)
+        from salesproc.load._settings import settings_dict
+
+        tpl = derive_template(h, as_of=t_as_of, settings=settings_dict(options, source=source)
+                              if isinstance(source, str | Path) else None)
     elif isinstance(template, ProcessTemplate):
         tpl = template
     else:
         tpl = load_template(template)
     return ReportInputs(h, tpl, t_as_of)
+
+
+def _with_closed_cases(h: History) -> History:
+    """``h``, once it holds a closed case; else an error saying how to tell salesproc the outcomes."""
+    outcomes = h.cases["outcome"]
+    if len(outcomes) and not (outcomes.notna() & (outcomes != "open")).any():
+        raise InputError(
+            f"{h.report.source}: every one of its {len(outcomes):,} cases is open: no event or value in it says "
+            "which were won and lost, so nothing can be learnt from them. Expected: some closed cases. Fix: "
+            "name the events that close a case, e.g. -p outcome_events '{\"won\": [\"Closed Won\"], "
+            "\"lost\": [\"Closed Lost\"]}' (or outcome_values for an outcome column), or save them once in "
+            f"a {SETTINGS_FILE} (`salesproc info FILE ... --save-settings`, or the column mapper's "
+            "'Save settings') and pass -p settings <its path>."
+        )
+    return h

@@ -27,6 +27,8 @@ import pandas as pd
 
 from salesproc.errors import InputError, SalesprocError, TemplateError
 from salesproc.history._history import History
+from salesproc.load._options import LoadOptions
+from salesproc.load._settings import SETTINGS_FILE, read_settings, write_settings
 from salesproc.template import edit
 from salesproc.template._template import ProcessTemplate, TemplateDiff, diff_templates, save_template
 
@@ -75,6 +77,28 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 
 _NONE = ""
+
+
+def _listed(value: Any) -> list[str]:
+    """Names from an option's value (a name, a list of them, or nothing)."""
+    if value is None or callable(value) or isinstance(value, re.Pattern):
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def _names(text: str) -> list[str]:
+    """Comma- or line-separated names, trimmed, empty ones dropped."""
+    return [n.strip() for n in re.split(r"[,\n]", text) if n.strip()]
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """``"Closed Won=won, Closed Lost=lost"`` -> ``{"Closed Won": "won", "Closed Lost": "lost"}``."""
+    out: dict[str, str] = {}
+    for item in _names(text):
+        label, _, outcome = item.rpartition("=")
+        if label.strip():
+            out[label.strip()] = outcome.strip()
+    return out
 
 
 def _norm(col: str) -> str:
@@ -200,11 +224,22 @@ class ColumnMapper(_Shell):
         Called with the :class:`~salesproc.history.History` after each successful load.
     nrows
         Rows shown in the preview.
+    settings_path
+        The team's settings file (``salesproc.toml``) that 'Save settings' writes. If it exists,
+        the mapper starts from it: its source file, mapping, outcome rules and milestone names.
+    options
+        Other loading options to start from (time zone, decimal mark...); kept when saving.
 
     Attributes
     ----------
     path_text, preview_button, load_button, errors_choice
         The controls; ``dropdowns`` maps each canonical field to its column dropdown.
+    won_text, lost_text, outcome_values_text, milestones_text
+        Outcome rules and milestone names: which stage or event names mean won and lost (comma
+        separated), the outcome column's values (``Closed Won=won, Closed Lost=lost``), and which
+        event names are milestones (comma separated; empty: the data's ``type`` column).
+    save_settings_button, overwrite_settings
+        Save how the file is read as ``settings_path`` (replacing a saved file only when ticked).
     history
         The last history loaded (``None`` until a load succeeds).
     error
@@ -221,6 +256,9 @@ class ColumnMapper(_Shell):
     >>> m.load_button.click()
     >>> len(m.history)
     1
+    >>> m.milestones_text.value = "Qualify"
+    >>> m.options.milestones
+    ['Qualify']
     """
 
     def __init__(
@@ -231,7 +269,16 @@ class ColumnMapper(_Shell):
         kind: str = "deal",
         on_load: Callable[[History], Any] | None = None,
         nrows: int = 5,
+        settings_path: str | Path | None = None,
+        options: LoadOptions | None = None,
     ) -> None:
+        self.settings_path = Path(settings_path) if settings_path is not None else Path(SETTINGS_FILE)
+        saved = read_settings(self.settings_path) if options is None and self.settings_path.is_file() else None
+        self.base_options = options or (saved.options if saved else LoadOptions(kind=kind))
+        if saved is not None:
+            path = path or saved.source
+            mapping = mapping if mapping is not None else saved.options.mapping
+            kind = saved.options.kind
         self.kind = kind
         self.on_load = on_load
         self.nrows = nrows
@@ -266,6 +313,7 @@ class ColumnMapper(_Shell):
         self.load_button.add_class("salesproc-load-button")
         self.result = W.HTML()
         self.result.add_class("salesproc-load-result")
+        self._make_outcome_controls(self.base_options)
         self.preview_button.on_click(lambda _: self.refresh_preview())
         self.load_button.on_click(lambda _: self.load())
         req = [self.dropdowns[f] for f, r, _ in MAPPING_FIELDS if r]
@@ -277,11 +325,65 @@ class ColumnMapper(_Shell):
             self.preset_choice,
             W.HTML("<b>Which column holds what?</b> The first three are required."),
             W.HBox([W.VBox(req), W.VBox(opt[: len(opt) // 2]), W.VBox(opt[len(opt) // 2 :])]),
+            W.HTML("<b>How does a deal end, and which steps are milestones?</b> Names as they appear in "
+                   "the file, comma separated; leave empty when the file says it itself."),
+            W.HBox([W.VBox([self.won_text, self.lost_text]), W.VBox([self.outcome_values_text, self.milestones_text])]),
             W.HBox([self.errors_choice, self.load_button]),
             self.result,
+            W.HBox([self.save_settings_button, self.overwrite_settings]),
+            self.settings_result,
         ])
         if path:
             self.refresh_preview(mapping)
+
+    def _make_outcome_controls(self, start: LoadOptions) -> None:
+        """The outcome rules, milestone names and 'Save settings' controls, filled from ``start``."""
+        events = dict(start.outcome_events or {})
+        rule = start.milestones
+        style, lay = {"description_width": "110px"}, W.Layout(width="420px")
+
+        def text(desc: str, value: str, placeholder: str, css: str) -> W.Text:
+            t = W.Text(value=value, description=desc, placeholder=placeholder, style=style, layout=lay)
+            t.add_class(css)
+            return t
+
+        self.won_text = text("Won when", ", ".join(_listed(events.get("won"))), "Closed Won, Signed", "salesproc-won")
+        self.lost_text = text("Lost when", ", ".join(_listed(events.get("lost"))), "Closed Lost", "salesproc-lost")
+        self.outcome_values_text = text(
+            "Outcome values", ", ".join(f"{k}={v}" for k, v in (start.outcome_values or {}).items()),
+            "Closed Won=won, Closed Lost=lost", "salesproc-outcome-values")
+        self.milestones_text = text(
+            "Milestones", ", ".join(_listed(rule)) if not isinstance(rule, str) else rule,
+            "Qualify, Proposal, Negotiation", "salesproc-milestones")
+        self.save_settings_button = W.Button(description="Save settings", icon="save")
+        self.save_settings_button.add_class("salesproc-save-settings")
+        self.overwrite_settings = W.Checkbox(value=False, description="replace the saved settings", indent=False)
+        self.settings_result = W.HTML()
+        self.settings_result.add_class("salesproc-settings-result")
+        self.save_settings_button.on_click(lambda _: self.save_settings())
+
+    @property
+    def options(self) -> LoadOptions:
+        """How the file is read, as the controls say: the mapping, outcome rules, milestones, errors."""
+        events = {k: v for k, v in (("won", _names(self.won_text.value)), ("lost", _names(self.lost_text.value))) if v}
+        milestones = _names(self.milestones_text.value)
+        return self.base_options.replace(
+            mapping=self.mapping_argument, kind=self.kind, errors=self.errors_choice.value,
+            outcome_events=events or None, outcome_values=_pairs(self.outcome_values_text.value) or None,
+            milestones=milestones or None,
+        )
+
+    def save_settings(self) -> Path | None:
+        """Write how the file is read (and the file's path) as the team's settings file."""
+        try:
+            written = write_settings(self.settings_path, self.options, source=self.path_text.value.strip() or None,
+                                     overwrite=self.overwrite_settings.value)
+        except SalesprocError as exc:
+            self.settings_result.value = _html_error(str(exc))
+            return None
+        self.settings_result.value = _html_ok(f"saved {written}: every notebook and command in this folder reads "
+                                              "the file this way now.")
+        return written
 
     @property
     def mapping(self) -> dict[str, str]:
@@ -328,15 +430,15 @@ class ColumnMapper(_Shell):
 
         self.error = None
         try:
-            h = load_history(self.path_text.value.strip(), mapping=self.mapping_argument, kind=self.kind,
-                             errors=self.errors_choice.value)
+            h = load_history(self.path_text.value.strip(), options=self.options)
         except SalesprocError as exc:
             self.error = str(exc)
             self.history = None
             self.result.value = _html_error(self.error)
             return None
         self.history = h
-        self.result.value = _html_ok(str(h.summary()) + f"\n\nmapping={self.mapping_argument!r}")
+        self.result.value = _html_ok(str(h.summary()) + f"\n\nmapping={self.mapping_argument!r}"
+                                     "\nPress 'Save settings' to keep how this file is read.")
         if self.on_load is not None:
             self.on_load(h)
         return h
