@@ -373,3 +373,57 @@ def test_editor_saves_nothing_without_changes(tpl: ProcessTemplate, saved: Path)
     ed.undo_button.click()  # back to what was saved: still nothing to save
     ed.save_button.click()
     assert sorted(p.name for p in saved.parent.iterdir()) == ["process.yaml"]
+
+
+# --- outcome rules, milestones and the settings file --------------------------------------------
+
+STAGES = (
+    "Deal,Step,When\n"
+    "D1,Qualify,2024-01-02\nD1,Call,2024-01-03\nD1,Proposal,2024-01-10\nD1,Signed,2024-01-20\n"
+    "D2,Qualify,2024-01-05\nD2,Gone quiet,2024-01-15\n"
+    "D3,Qualify,2024-02-01\nD3,Proposal,2024-02-11\n"
+)
+
+
+def test_mapper_outcome_rules_and_milestones_shape_the_load(tmp_path: Path) -> None:
+    p = tmp_path / "stages.csv"
+    p.write_text(STAGES)
+    m = ColumnMapper(p, settings_path=tmp_path / "salesproc.toml")
+    m.won_text.value, m.lost_text.value = "Signed", "Gone quiet"
+    m.milestones_text.value = "Qualify, Proposal"
+    m.load_button.click()
+    assert m.error is None and m.history is not None
+    assert m.history.cases.set_index("case_id")["outcome"].to_dict() == {"D1": "won", "D2": "lost", "D3": "open"}
+    assert set(m.history.summary().milestones) == {"Qualify", "Proposal"}
+    assert m.options.outcome_events == {"won": ["Signed"], "lost": ["Gone quiet"]}
+
+
+def test_mapper_saves_settings_that_the_command_line_then_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from salesproc.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    Path("stages.csv").write_text(STAGES)
+    m = ColumnMapper("stages.csv")
+    m.won_text.value, m.lost_text.value, m.milestones_text.value = "Signed", "Gone quiet", "Qualify, Proposal"
+    m.save_settings_button.click()
+    assert "saved salesproc.toml" in m.settings_result.value
+    r = CliRunner().invoke(main, ["info", "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["outcomes"]["deal"] == {"won": 1, "lost": 1, "open": 1}
+    assert set(summary["milestones"]) == {"Qualify", "Proposal"}
+
+    m.won_text.value = "Signed, Won"
+    m.save_settings_button.click()  # never over the saved file unless asked
+    assert "settings are kept" in m.settings_result.value
+    m.overwrite_settings.value = True
+    m.save_settings_button.click()
+    again = ColumnMapper()  # a new mapper starts from the saved settings
+    assert again.path_text.value == "stages.csv" and again.won_text.value == "Signed, Won"
+    assert again.mapping == {"case_id": "Deal", "name": "Step", "timestamp": "When"}

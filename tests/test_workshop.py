@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import salesproc
 from salesproc.datasets import load_sample_deals
 from salesproc.edit import rename_milestone
 from salesproc.errors import InputError
@@ -156,3 +157,28 @@ def test_an_incomplete_history_folder_is_an_error_not_the_sample(tmp_path: Path)
     with pytest.raises(InputError, match=r"history: no events\.parquet\. .*Fix: load the team's data again "
                        r"\(Workshop\.use_history\(\.\.\.\)\), or remove .*history to work on the sample deals"):
         ws.history()
+
+
+def test_report_inputs_read_the_settings_and_name_the_fix_for_all_open_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from salesproc.load import LoadOptions, write_settings
+    from salesproc.workshop import report_inputs
+
+    monkeypatch.chdir(tmp_path)
+    h, _ = salesproc.synthetic_history(400, seed=5)
+    h.events[["case_id", "name", "timestamp"]].rename(columns={"name": "Step"}).to_csv("open.csv", index=False)
+    with pytest.raises(InputError, match=r"every one of its 400 cases is open.*Fix: name the events.*-p settings"):
+        report_inputs("open.csv", mapping={"name": "Step"}, settings=False)
+    ev = h.events[["case_id", "name", "timestamp"]]
+    ends = h.cases.dropna(subset=["closed"])[["case_id", "closed", "outcome"]]
+    ends = ends[ends["outcome"].isin(["won", "lost"])]
+    rows = [ev, ends.rename(columns={"closed": "timestamp"}).assign(name=ends["outcome"].map({"won": "Signed", "lost": "Lost it"}))]
+    pd.concat(rows)[["case_id", "name", "timestamp"]].rename(columns={"name": "Step"}).to_csv("deals.csv", index=False)
+    write_settings(".", LoadOptions(mapping={"name": "Step"}, outcome_events={"won": ["Signed"], "lost": ["Lost it"]},
+                                    milestones=["Qualify", "Discovery", "Solution", "Proposal", "Negotiation"]),
+                   source="deals.csv")
+    inputs = report_inputs()
+    assert inputs.history.report.source.endswith("deals.csv")
+    assert (inputs.history.cases["outcome"] == "won").any()
+    assert inputs.template.provenance.settings["outcome_events"] == {"won": ["Signed"], "lost": ["Lost it"]}
