@@ -44,39 +44,84 @@ _STATUS_DTYPE = pd.CategoricalDtype(pd.Index(STATUSES, dtype="str"))
 _STATUS_CODE_OF_OUTCOME = np.array([STATUSES.index(STATUS_OF_OUTCOME[o]) for o in OUTCOMES] + [-1], dtype=np.int8)
 
 
-def _case_time_order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
+def _case_time_order(codes: np.ndarray, ts: np.ndarray, *, sorted_codes: np.ndarray | None = None) -> np.ndarray:
     """``np.lexsort((ts, codes))``: positions ordered by case code, then time, ties in row order.
+    ``sorted_codes`` (an array as long as ``codes``), when given, is filled with the codes in that order.
 
-    Case codes are small non-negative integers, so they are sorted 16 bits at a time with
-    numpy's stable radix sort (linear time) instead of a comparison sort; rows already in time
-    order (an export sorted by date) need no time sort at all.
+    Case code, time and row position are packed into one 64-bit key per row, distinct for every
+    row, and the keys sorted (a vectorised sort: no stability is needed, as no two keys are equal).
+    Rows already in time order (an export sorted by date) need no time in the key, their position
+    says it; other times are counted from the earliest, in the finest unit (nanosecond, ...,
+    second) that fits and that they are all whole numbers of. Keys that would not fit in 64 bits
+    take a stable sort by time first.
 
     >>> codes, ts = np.array([1, 0, 1, 0, 2]), np.array([5, 9, 3, 9, 1])
     >>> _case_time_order(codes, ts).tolist(), np.lexsort((ts, codes)).tolist()
     ([1, 3, 2, 0, 4], [1, 3, 2, 0, 4])
     """
-    by_time = None if _ascending(ts) else np.argsort(ts, kind="stable")
-    c: np.ndarray = (codes if by_time is None else codes[by_time]).astype(np.int64 if len(codes) >= 2**31 else np.int32)
-    bits = int(c.max(initial=0)).bit_length()
-    # digit widths, least significant first; a last digit of at most 8 bits sorts as one byte
-    widths = [bits] if bits <= 16 else [bits - 8, 8] if bits <= 24 else [16] * ((bits - 1) // 16) + [(bits - 1) % 16 + 1]
-    order = None
-    shift = 0
-    for w in widths:  # each stable pass keeps the order the passes before it left
-        digit = ((c if order is None else c[order]) >> shift) & ((1 << w) - 1)
-        step = np.argsort(digit.astype(np.uint8 if w <= 8 else np.uint16), kind="stable")
-        order = step if order is None else order[step]
-        shift += w
-    assert order is not None  # (there is always at least one digit)
-    return order if by_time is None else by_time[order]
+    n = len(codes)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    pos_bits = (n - 1).bit_length()
+    free_bits = 64 - pos_bits - int(codes.max()).bit_length()  # what the time may take
+    if free_bits < 0:
+        order = np.lexsort((ts, codes))
+        if sorted_codes is not None:
+            np.take(codes, order, out=sorted_codes)
+        return order
+    if _ascending(ts):
+        return _packed_order(codes, None, pos_bits, sorted_codes)
+    t = _time_steps(ts, free_bits)
+    if t is not None:
+        return _packed_order(codes, t, pos_bits, sorted_codes)
+    by_time = np.argsort(ts, kind="stable")
+    return by_time[_packed_order(codes[by_time], None, pos_bits, sorted_codes)]
+
+
+def _packed_order(
+    codes: np.ndarray, t: np.ndarray | None, pos_bits: int, sorted_codes: np.ndarray | None
+) -> np.ndarray:
+    """The positions that sort the keys ``code | t | position`` (bit fields, most significant
+    first); ``t`` (non-negative, changed in place) may be None. ``sorted_codes``: as for
+    :func:`_case_time_order`."""
+    time_bits = 0 if t is None else int(t.max()).bit_length()
+    key = codes.astype(np.uint64)
+    key <<= np.uint64(time_bits + pos_bits)
+    if t is not None:
+        tu = t.view(np.uint64)
+        tu <<= np.uint64(pos_bits)
+        key |= tu
+    key |= np.arange(len(key), dtype=np.uint64)
+    key.sort()
+    if sorted_codes is not None:  # the code is the key's top bits
+        np.right_shift(key, np.uint64(time_bits + pos_bits), out=sorted_codes, casting="unsafe")
+    key &= np.uint64((1 << pos_bits) - 1)
+    return key.view(np.int64)
+
+
+def _time_steps(ts: np.ndarray, bits: int) -> np.ndarray | None:
+    """Times as non-negative integers below ``2**bits`` in the same order, ties kept: counted from
+    the earliest, in the finest of nanoseconds, microseconds, milliseconds and seconds that fits
+    and that every time is a whole number of; None if none does."""
+    lo, hi = int(ts.min()), int(ts.max())
+    if bits <= 0 or hi - lo >= 2**63:
+        return None
+    rel = ts - np.int64(lo)  # (exact: every difference fits)
+    for unit in (1, 10**3, 10**6, 10**9):
+        if ((hi - lo) // unit).bit_length() <= bits and (unit == 1 or not (rel % unit).any()):
+            return rel if unit == 1 else rel // unit
+    return None
 
 
 def _ascending(values: np.ndarray, block: int = 1 << 16) -> bool:
     """No value smaller than the one before it; checked a block at a time (blocks overlap by
-    one), so no temporary as long as the column is made."""
-    return all(
-        bool((np.diff(values[lo : lo + block + 1]) >= 0).all()) for lo in range(0, len(values) - 1, block)
-    )
+    one), so no temporary as long as the column is made. (Compared, not subtracted: a difference
+    of two int64 values can overflow.)"""
+    for lo in range(0, len(values) - 1, block):
+        v = values[lo : lo + block + 1]
+        if (v[1:] < v[:-1]).any():
+            return False
+    return True
 
 
 def _in_case_time_order(codes: np.ndarray, ts: np.ndarray, block: int = 1 << 16) -> bool:
@@ -85,10 +130,10 @@ def _in_case_time_order(codes: np.ndarray, ts: np.ndarray, block: int = 1 << 16)
     Checked a block at a time (blocks overlap by one row), so the temporaries stay in cache."""
     for lo in range(0, len(codes) - 1, block):
         c = codes[lo : lo + block + 1]
-        step = np.diff(c)
-        if step.min() < 0:
+        if (c[1:] < c[:-1]).any():
             return False
-        if ((np.diff(ts[lo : lo + block + 1]) < 0) & (step == 0)).any():
+        t = ts[lo : lo + block + 1]
+        if ((t[1:] < t[:-1]) & (c[1:] == c[:-1])).any():
             return False
     return True
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from salesproc._arrow import categorical_from_codes
 from salesproc.errors import InvalidValueError, ParameterError
 from salesproc.history._finalize import (
     _STATUS_CODE_OF_OUTCOME,
@@ -916,7 +917,7 @@ def _categorical_text(s: pd.Series, positions: np.ndarray | None = None) -> pd.S
     codes = np.asarray(s.cat.codes)
     if positions is not None:
         codes = codes[positions]
-    idx = pa.array(codes, mask=codes < 0)
+    idx = pa.array(codes, mask=codes < 0) if codes.min(initial=0) < 0 else pa.array(codes)  # (no copy)
     text = pd.arrays.ArrowStringArray(cats.take(idx))
     if positions is None:
         return pd.Series(text, index=s.index, name=s.name, dtype="str")
@@ -1296,15 +1297,15 @@ def _order_by_case_and_time(evs: _Events) -> _Events:
     duplicates then sit side by side."""
     if _in_case_time_order(evs.codes, evs.ts):
         return evs
-    order = _case_time_order(evs.codes, evs.ts)
-    n_cases = len(evs.case_ids)
+    codes = np.empty_like(evs.codes)
+    order = _case_time_order(evs.codes, evs.ts, sorted_codes=codes)
+    identity = isinstance(evs.src, _Span) and evs.src.offset == 0  # src[order] would be order itself
     return replace(
         evs,
-        src=evs.src[order],
+        src=order if identity else evs.src[order],
         ident=False,
         ts=evs.ts[order],
-        # the sorted codes are each code repeated as often as it occurs: no gather needed
-        codes=np.repeat(np.arange(n_cases, dtype=evs.codes.dtype), np.bincount(evs.codes, minlength=n_cases)),
+        codes=codes,
         name_codes=evs.name_codes[order],
         type_codes=evs.type_codes[order],
         term=None if evs.term is None else np.asarray(evs.term)[order],
@@ -1356,22 +1357,25 @@ def _cases_from_events(
     codes, starts = evs.codes, evs.starts
     assert starts is not None
     ends = np.r_[starts[1:], len(codes)] - 1 if len(codes) else np.zeros(0, int)
-    from_ev = pd.DataFrame({"case_id": evs.case_ids})
-    from_ev["_first"] = _utc(evs.ts[starts])
-    from_ev["_last"] = _utc(evs.ts[ends])
     # the source row of kept position p is rows[src[p]]
-    from_ev["_row"] = rows[evs.src[starts]] if len(starts) else np.zeros(0, np.int64)
-    # source rows each case stands for (before terminal events leave the table): a case skipped
-    # later counts all of them
-    from_ev["_n_rows"] = (ends - starts + 1).astype(np.int64)  # codes are sorted: a case's rows sit together
+    first_rows = np.asarray(rows[evs.src[starts]], dtype=np.int64) if len(starts) else np.zeros(0, np.int64)
+    columns: dict[str, Any] = {
+        "case_id": evs.case_ids,
+        "_first": _utc(evs.ts[starts]),
+        "_last": _utc(evs.ts[ends]),
+        "_row": first_rows,
+        # source rows each case stands for (before terminal events leave the table): a case
+        # skipped later counts all of them
+        "_n_rows": (ends - starts + 1).astype(np.int64),  # codes are sorted: a case's rows sit together
+    }
     for k, col_values in case_level.items():
         pos = _case_value_positions(evs, col_values, starts, ends)
         has_value = pos >= 0
         at = evs.src[np.maximum(pos, 0)]
-        from_ev[k] = _case_values(col_values, at, has_value, k=k, with_case_table=with_case_table)
+        columns[k] = _case_values(col_values, at, has_value, k=k, with_case_table=with_case_table)
         # the row a case-level value came from, for messages about it
-        from_ev[f"_row:{k}"] = np.where(has_value, rows[at], from_ev["_row"].to_numpy())
-    return from_ev
+        columns[f"_row:{k}"] = np.where(has_value, rows[at], first_rows)
+    return pd.DataFrame(columns, copy=False)  # one frame made at once, not a column at a time
 
 
 def _case_value_positions(evs: _Events, col_values: pd.Series, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -1744,15 +1748,17 @@ def _load_report(sk: Skips, *, source: str, rows_read: int) -> LoadReport:
     )
 
 
+_EVENT_TYPE_INDEX = pd.Index(EVENT_TYPES, dtype="str")
+
+
 def _event_table(evs: _Events, ev: pd.DataFrame, extra_cols: list[Any]) -> pd.DataFrame:
     """The event table: codes become categoricals, and each source column is taken once at the events' positions."""
     e = pd.DataFrame(
         {
-            "case_id": pd.Categorical.from_codes(evs.codes, categories=evs.case_ids, validate=False),
-            "name": pd.Categorical.from_codes(evs.name_codes, categories=evs.names, validate=False),
-            "type": pd.Categorical.from_codes(
-                evs.type_codes, categories=pd.Index(EVENT_TYPES, dtype="str"), validate=False
-            ),
+            # (ids and names are each distinct: pandas need not check them again)
+            "case_id": categorical_from_codes(evs.codes, evs.case_ids),
+            "name": categorical_from_codes(evs.name_codes, evs.names),
+            "type": categorical_from_codes(evs.type_codes, _EVENT_TYPE_INDEX),
             "timestamp": evs.parsed.array if evs.ident else _utc(evs.ts).array,  # ts: the kept times, in order
             "owner": evs.owner if evs.owner is not None else _event_text(ev, "owner", evs.positions()),
             "role": _event_text(ev, "role", evs.positions()),
