@@ -213,8 +213,8 @@ class NoClosedCasesError(SalesprocError, ValueError):
         else:
             expected = "finished projects, on time or late by a due date, or with an outcome"
             fix = (
-                "map a due date with mapping={'target_date': '<column>'} (-m target_date=<column>), or state a "
-                "service-level target with sla_days=<days> (--sla-days), so that finished projects are on time "
+                "map a due date with mapping={'target_date': '<column>'} (-m target_date=<column>) and the "
+                "finish date with mapping={'closed': '<column>'}, so that finished projects are on time "
                 "or late; or map an outcome column (-m outcome=<column>, with outcome_values= for unusual "
                 "labels), or name the closing events with outcome_events={'on_time': [...], 'late': [...]}."
             )
