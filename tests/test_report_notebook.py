@@ -66,3 +66,30 @@ def test_committed_notebooks_are_clean() -> None:
         "03-derive-your-template.ipynb", "04-plan-backwards.ipynb", "05-deal-review.ipynb", "06-iterate.ipynb",
         "deal-review-report.ipynb", "template-editor-app.ipynb",
     ]
+
+
+def test_report_notebook_reads_the_teams_settings_and_names_the_fix_without_outcomes(tmp_path: Path) -> None:
+    """A stage history whose closing stages are the team's own words: all open without its settings
+    (an error that says how to name the outcomes), reviewed with them (no parameter but settings)."""
+    import pytest
+
+    from salesproc.load import LoadOptions, write_settings
+
+    h = load_sample_deals()
+    ev = h.events[["case_id", "name", "timestamp"]]
+    ends = h.cases.dropna(subset=["closed"])
+    ends = ends[ends["outcome"].isin(["won", "lost"])]
+    ends = pd.DataFrame({"case_id": ends["case_id"], "timestamp": ends["closed"],
+                         "name": ends["outcome"].map({"won": "Signed", "lost": "Walked away"})})
+    pd.concat([ev, ends]).rename(columns={"name": "Stage"}).to_csv(tmp_path / "crm.csv", index=False)
+    kw = {"kernel_name": ensure_kernel(), "cwd": str(tmp_path), "progress_bar": False}
+    params = {"history": "crm.csv", "mapping": {"name": "Stage"}, "as_of": "2023-12-31", "output_dir": "out",
+              "formats": ["md"], "milestones": ["Qualify", "Discovery", "Solution", "Proposal", "Negotiation"]}
+    with pytest.raises(pm.PapermillExecutionError, match=r"cases is open.*Fix: name the events that close a case"):
+        pm.execute_notebook(str(REPORT), str(tmp_path / "bad.ipynb"), parameters=params, **kw)
+    write_settings(tmp_path, LoadOptions(mapping={"name": "Stage"}, milestones=params["milestones"],
+                                         outcome_events={"won": ["Signed"], "lost": ["Walked away"]}),
+                   source=tmp_path / "crm.csv")
+    pm.execute_notebook(str(REPORT), str(tmp_path / "ok.ipynb"),
+                        parameters={"as_of": "2023-12-31", "output_dir": "out", "formats": ["md"]}, **kw)
+    assert (tmp_path / "out" / "review-2023-12-31" / "index.md").exists()

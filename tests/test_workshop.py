@@ -182,3 +182,16 @@ def test_report_inputs_read_the_settings_and_name_the_fix_for_all_open_data(
     assert inputs.history.report.source.endswith("deals.csv")
     assert (inputs.history.cases["outcome"] == "won").any()
     assert inputs.template.provenance.settings["outcome_events"] == {"won": ["Signed"], "lost": ["Lost it"]}
+
+
+def test_the_workshop_loads_the_file_its_settings_name(tmp_path: Path) -> None:
+    from salesproc.load import LoadOptions
+
+    ws = open_workshop(tmp_path / "ws")
+    (tmp_path / "crm.csv").write_text("Deal,Stage,Date\nA,Qualify,2024-01-02\nA,Signed,2024-01-09\nB,Qualify,2024-01-03\n")
+    ws.save_settings(LoadOptions(mapping={"case_id": "Deal", "name": "Stage", "timestamp": "Date"},
+                                 outcome_events={"won": ["Signed"]}), source=tmp_path / "crm.csv")
+    h = ws.use_history()
+    assert h.cases.set_index("case_id")["outcome"].to_dict() == {"A": "won", "B": "open"}
+    assert ws.history().report.source == h.report.source
+    assert ws.settings() is not None and ws.settings().source == tmp_path / "crm.csv"  # type: ignore[union-attr]

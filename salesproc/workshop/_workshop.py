@@ -106,12 +106,20 @@ class Workshop:
     def use_history(
         self, source: Any = None, *, mapping: Mapping[str, str] | str | None = None, **options: Any
     ) -> History:
-        """Load ``source`` (``None``: the sample deals) and keep it as the workshop's history.
+        """Load ``source`` and keep it as the workshop's history.
 
-        ``mapping`` and ``options`` go to :func:`salesproc.load_history`. The working copy in
-        ``history/`` is replaced (your source file is never touched); going back to the sample deals
-        removes it.
+        ``source=None`` loads the file the workshop's settings file names (:meth:`use_settings`), or,
+        with none, goes back to the sample deals (removing the working copy). ``mapping`` and
+        ``options`` go to :func:`salesproc.load_history`, over the settings file's options. The
+        working copy in ``history/`` is replaced (your source file is never touched).
         """
+        settings = self.settings()
+        if source is None and settings is not None and settings.source is not None:
+            return self.use_settings()
+        if settings is not None:
+            given = {"mapping": mapping, **options}
+            options = {"options": settings.options.replace(**{k: v for k, v in given.items() if v is not None})}
+            mapping = None
         if source is None:
             import shutil
 
