@@ -78,3 +78,21 @@ def test_samples_cannot_be_changed_through_their_frames() -> None:
     cases = h.cases
     cases.loc[0, "amount"] = -1.0
     assert load_sample_deals().cases.loc[0, "amount"] != -1.0
+
+
+def test_the_readme_example_export_loads_with_a_column_mapping_only() -> None:
+    # the README's "Your own data" command: Closed Won / Closed Lost are read as outcomes
+    from click.testing import CliRunner
+
+    from salesproc.cli import main
+    from salesproc.datasets import example_path
+
+    args = ["info", str(example_path()), "-m", "case_id=deal_id", "-m", "name=stage", "-m", "timestamp=date",
+            "-m", "amount=amount", "--json"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    import json
+
+    summary = json.loads(r.stdout)
+    assert summary["cases"] == 30
+    assert summary["outcomes"]["deal"] == {"won": 6, "lost": 8, "open": 16}

@@ -34,6 +34,7 @@ from salesproc.history._history import History
 
 __all__ = [
     "SAMPLES",
+    "example_path",
     "event_log_table",
     "load_sample_deals",
     "load_sample_projects",
@@ -69,6 +70,28 @@ def sample_path(name: str = "deals") -> Path:
         )
     res = files("salesproc.datasets") / "data" / SAMPLES[name][0]
     # a real file for installed packages; extracted once (and kept) for zipped ones
+    return Path(_files.enter_context(as_file(res)))
+
+
+def example_path() -> Path:
+    """A hand-written 30-deal export in the commonest CRM shape, to try salesproc on a file like yours.
+
+    One row per stage change: ``deal_id, stage, date, owner, amount, close_date``; stages Lead >
+    Qualified > Demo > Proposal > Negotiation > Closed Won / Closed Lost (6 won, 8 lost, 16 open).
+    ``close_date`` is the expected close of an open deal. Loaded with a column mapping only: the
+    Closed Won / Closed Lost stages are read as outcomes.
+
+    Examples
+    --------
+    >>> import salesproc
+    >>> from salesproc.datasets import example_path
+    >>> h = salesproc.load_history(
+    ...     example_path(), mapping={"case_id": "deal_id", "name": "stage", "timestamp": "date", "amount": "amount"}
+    ... )
+    >>> h.cases["outcome"].astype(str).value_counts().to_dict()
+    {'open': 16, 'lost': 8, 'won': 6}
+    """
+    res = files("salesproc.datasets") / "data" / "example_stage_history.csv"
     return Path(_files.enter_context(as_file(res)))
 
 
