@@ -34,8 +34,8 @@ from salesproc.history._history import History
 
 __all__ = [
     "SAMPLES",
-    "example_path",
     "event_log_table",
+    "example_path",
     "load_sample_deals",
     "load_sample_projects",
     "sample_path",
