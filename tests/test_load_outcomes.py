@@ -138,3 +138,18 @@ def test_review_deals_without_closed_deals_before_the_date_is_the_same_error() -
     with pytest.raises(NoClosedCasesError, match=f"no closed cases before {first}.*Or choose a later date") as err:
         salesproc.review_deals(h, t, as_of=str(first))
     assert isinstance(err.value, ReviewError)
+
+
+def test_an_expected_close_column_is_the_open_deals_expected_close_and_leaves_closed_dates_alone() -> None:
+    # `-m expected_close=close_date` used to be accepted and do nothing; `-m closed=...` was wrong for closed deals
+    from salesproc.datasets import example_path
+
+    m = {"case_id": "deal_id", "name": "stage", "timestamp": "date", "amount": "amount", "expected_close": "close_date"}
+    c = salesproc.load_history(example_path(), mapping=m).cases.set_index("case_id")
+    raw = pd.read_csv(example_path()).groupby("deal_id").last()
+    open_ = c[c["outcome"] == "open"]
+    assert len(open_) == 16 and open_["closed"].isna().all()
+    assert (open_["expected_close"].dt.strftime("%Y-%m-%d") == raw.loc[open_.index, "close_date"]).all()
+    won = c[c["outcome"] == "won"]  # closed on their Closed Won event, whatever the column says
+    last_event = pd.read_csv(example_path()).groupby("deal_id")["date"].max()
+    assert (won["closed"].dt.strftime("%Y-%m-%d") == last_event.loc[won.index]).all()

@@ -44,7 +44,7 @@ from salesproc.load._options import Errors, MilestoneRule
 from salesproc.load._outcome_names import outcome_events_note, recognised_outcome_events
 
 # case-level columns a flat event log may carry on every row
-CASE_LEVEL = ["outcome", "kind", "created", "closed", "amount", "segment", "target_date", "case_owner"]
+CASE_LEVEL = ["outcome", "kind", "created", "closed", "amount", "segment", "target_date", "case_owner", "expected_close"]
 
 _OUTCOME_SYNONYMS = {
     "won": "won", "win": "won", "closed_won": "won", "closedwon": "won", "success": "won",
@@ -1574,9 +1574,11 @@ def _check_kinds(c: pd.DataFrame, kinds: pd.Series, where: _CaseSource, sk: Skip
 
 
 def _parse_case_dates(c: pd.DataFrame, where: _CaseSource, sk: Skips, ck: np.ndarray, *, reading: _Reading) -> np.ndarray:
-    """``created``, ``closed`` and ``target_date`` parsed in place (missing columns become NaT);
-    unreadable dates reported."""
-    for col in ("created", "closed", "target_date"):
+    """``created``, ``closed``, ``target_date`` (and ``expected_close`` when mapped) parsed in place
+    (missing columns become NaT); unreadable dates reported."""
+    for col in ("created", "closed", "target_date", "expected_close"):
+        if col == "expected_close" and col not in c.columns:
+            continue
         if col not in c.columns:
             c[col] = pd.Series(pd.NaT, index=c.index, dtype=TS_DTYPE)
             continue
@@ -1700,11 +1702,14 @@ def _case_outcomes(
 
 def _close_dates(c: pd.DataFrame, where: _CaseSource, sk: Skips, ck: np.ndarray) -> np.ndarray:
     """A closed case closes on its given date, else its last event; an open case's given date is
-    its expected close (set in place). A closed case with neither is reported."""
+    its expected close (set in place), unless an ``expected_close`` column was mapped: that one is
+    the open deals' expected close, and a closed deal's real close date is never taken from it. A
+    closed case with neither is reported."""
     closed_case = (c["outcome"] != "open").to_numpy()
     c["closed"] = c["closed"].where(~(closed_case & c["closed"].isna().to_numpy()), c["_last"])
     if (~closed_case & c["closed"].notna().to_numpy()).any():
-        c["expected_close"] = c["closed"].where(~closed_case)
+        if "expected_close" not in c.columns:
+            c["expected_close"] = c["closed"].where(~closed_case)
         c["closed"] = c["closed"].where(closed_case)
     ck &= sk.bad(
         closed_case & c["closed"].isna().to_numpy() & ck, rows=where.rows_for("closed"), column="closed",

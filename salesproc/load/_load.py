@@ -83,7 +83,12 @@ def load_history(
     mapping
         Canonical name -> the file's column name, e.g. ``{"case_id": "Opportunity ID"}``, or a preset
         name. Files whose columns already use the canonical names need none, and the presets' own
-        exports are recognised by their column names. The presets and the columns they read:
+        exports are recognised by their column names. An event log's names: ``case_id``, ``name``,
+        ``timestamp``, ``type``, ``owner``, ``role`` (per event); ``outcome``, ``kind``, ``created``,
+        ``closed`` (a closed case's close date), ``expected_close`` (an open deal's expected close
+        date: it never sets a closed deal's date), ``amount``, ``segment``, ``target_date``,
+        ``case_owner`` (per case). An unknown name is an error naming the closest one. The presets
+        and the columns they read:
 
         ``"crm-snapshot"`` (one row per opportunity, Maven's ``sales_pipeline.csv``)
             ``opportunity_id``, ``deal_stage`` (Prospecting, Engaging, Won, Lost), ``engage_date``

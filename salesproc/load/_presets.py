@@ -19,10 +19,11 @@ EVENT_LOG_KEYS: tuple[str, ...] = (
     *EVENT_COLUMNS,
     *(c for c in CASE_COLUMNS if c not in EVENT_COLUMNS and c != "status"),
     "case_owner",
+    "expected_close",
 )
 """The canonical names an event log's mapping may use: the event and case columns of a history
-(``status`` is worked out from the outcome) and ``case_owner`` (the case's owner when ``owner`` is
-the event's)."""
+(``status`` is worked out from the outcome), ``case_owner`` (the case's owner when ``owner`` is
+the event's) and ``expected_close`` (an open deal's expected close date)."""
 
 # the canonical names each shape's reader reads (salesproc.load._crm, salesproc.load._projects)
 _SHAPE_KEYS: dict[str, tuple[str, ...]] = {
