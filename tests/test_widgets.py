@@ -427,3 +427,12 @@ def test_mapper_saves_settings_that_the_command_line_then_uses(
     again = ColumnMapper()  # a new mapper starts from the saved settings
     assert again.path_text.value == "stages.csv" and again.won_text.value == "Signed, Won"
     assert again.mapping == {"case_id": "Deal", "name": "Step", "timestamp": "When"}
+
+
+def test_an_outcome_value_without_its_outcome_is_named_not_dropped() -> None:
+    from salesproc.errors import InputError
+    from salesproc.workshop.widgets import _pairs
+
+    assert _pairs("Closed Won=won, Signed = won") == {"Closed Won": "won", "Signed": "won"}
+    with pytest.raises(InputError, match="'Closed Lost' is not a pair"):
+        _pairs("Closed Won=won, Closed Lost")

@@ -95,9 +95,13 @@ def _pairs(text: str) -> dict[str, str]:
     """``"Closed Won=won, Closed Lost=lost"`` -> ``{"Closed Won": "won", "Closed Lost": "lost"}``."""
     out: dict[str, str] = {}
     for item in _names(text):
-        label, _, outcome = item.rpartition("=")
-        if label.strip():
-            out[label.strip()] = outcome.strip()
+        label, eq, outcome = item.rpartition("=")
+        if not (eq and label.strip() and outcome.strip()):
+            raise InputError(
+                f"Outcome values: {item!r} is not a pair. Expected label=outcome, e.g. 'Closed Won=won'. "
+                "Fix: write each as label=outcome, separated by commas."
+            )
+        out[label.strip()] = outcome.strip()
     return out
 
 
