@@ -1384,9 +1384,12 @@ def _case_value_positions(evs: _Events, col_values: pd.Series, starts: np.ndarra
     valid = None if given.all() else evs.at_src(given)
     if valid is None or valid.all():  # the usual case: every row repeats it, so each case's last row has it
         return ends
-    some = np.logical_or.reduceat(valid, starts)
-    if (some == np.logical_and.reduceat(valid, starts)).all():  # given on all of a case's rows or on none
-        return np.where(some, ends, -1)
+    # given on all of a case's rows or on none: given or not changes only where a case starts
+    changes = np.flatnonzero(valid[1:] != valid[:-1]) + 1
+    case_start = np.zeros(len(valid), dtype=bool)
+    case_start[starts] = True
+    if case_start[changes].all():
+        return np.where(valid[starts], ends, -1)
     at_valid = np.flatnonzero(valid)
     pos = np.full(len(evs.case_ids), -1, dtype=np.int64)
     pos[evs.codes[at_valid]] = at_valid  # later rows overwrite earlier ones
