@@ -35,8 +35,9 @@ def test_report_notebook_with_parameters_writes_the_reports(tmp_path: Path) -> N
     assert len(open_ids) > 20
 
     run = out_dir / "review-2023-12-31"
-    assert sorted(p.name for p in run.iterdir()) == ["deals", "index.html", "index.md", "pipeline.csv",
-                                                      "pipeline.html"]
+    # (.salesproc-run.json lists what the run wrote, so a re-run with overwrite removes only its own stale files)
+    assert sorted(p.name for p in run.iterdir()) == [".salesproc-run.json", "deals", "index.html", "index.md",
+                                                      "pipeline.csv", "pipeline.html"]
     deal_html = sorted((run / "deals").glob("*.html"))
     deal_md = sorted((run / "deals").glob("*.md"))
     assert len(deal_html) == len(deal_md) == len(open_ids)
