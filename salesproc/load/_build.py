@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -1008,8 +1008,9 @@ def build_history(
 
     # cases: what the events say of each, outcomes from terminal events, the case table's rows
     evs = replace(evs, starts=_case_starts(evs.codes))
+    # (values that differ between a case's rows are found meanwhile, in a thread: numpy work)
+    conflicts = _in_background(_case_value_conflicts, evs, rows, _case_level_columns(ev), outcome_values=outcome_values)
     c = _cases_from_events(evs, rows, _case_level_columns(ev), with_case_table=cases is not None)
-    conflicts = _case_value_conflicts(evs, rows, _case_level_columns(ev), outcome_values=outcome_values)
     evs = _outcomes_from_terminal_events(evs, c, sk, reading=reading, by_name=by_name)
     if cases is not None:
         c = _merge_case_table(_check_case_table(cases, sk, row_offset=row_offset), c, sk)
@@ -1024,7 +1025,7 @@ def build_history(
     ck = _check_created(c, where, sk, ck)
     fmt = _amount_format(ev, rows, cases, sk, decimal=decimal, row_offset=row_offset)
     ck = _parse_case_amounts(c, where, sk, ck, fmt=fmt)
-    ck = _report_conflicts(c, conflicts, where, sk, ck)
+    ck = _report_conflicts(c, conflicts.result(), where, sk, ck)
     ck = _case_outcomes(
         c, kinds, where, sk, ck, outcome_values=outcome_values, outcome_rule=bool(rule)
     )
@@ -1828,43 +1829,81 @@ class _Conflicts:
     other_rows: np.ndarray
 
 
-def _value_codes(values: pd.Series) -> np.ndarray:
-    """Each source row's value as an integer code (equal values, equal codes; -1: missing)."""
+def _value_keys(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Each source row's value as an int64 key (equal values, equal keys) and whether it is given.
+
+    Dates and numbers are their own keys (their nanoseconds, their bits): no hashing of a million
+    rows; text is factorized (categoricals already are)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        return np.asarray(values.cat.codes, dtype=np.int64)
-    return pd.factorize(values)[0].astype(np.int64)
+        codes = np.asarray(values.cat.codes, dtype=np.int64)
+        return codes, codes >= 0
+    if _is_datetime(values.dtype):
+        return np.asarray(values.array.asi8, dtype=np.int64), values.notna().to_numpy()  # type: ignore[attr-defined]
+    if values.dtype.kind == "f":
+        v = values.to_numpy(dtype=np.float64) + 0.0  # -0.0 and 0.0 are one value
+        return v.view(np.int64), ~np.isnan(v)
+    codes = pd.factorize(values)[0].astype(np.int64)
+    return codes, codes >= 0
+
+
+def _in_background(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+    """``fn(*args, **kwargs)`` started in a thread of its own; ``.result()`` waits for it (and raises
+    what it raised)."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(fn, *args, **kwargs)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends when fn returns
 
 
 def _case_value_conflicts(
     evs: _Events, rows: Any, case_level: Mapping[str, pd.Series], *, outcome_values: Mapping[str, str] | None
 ) -> list[_Conflicts]:
     """The case-level columns whose values differ between the rows of a case (compared as
-    written; outcomes by what they mean, so ``Won`` and ``closed_won`` agree)."""
-    codes, starts = evs.codes, evs.starts
-    if starts is None or not len(codes):
+    written; outcomes by what they mean, so ``Won`` and ``closed_won`` agree).
+
+    The columns are independent and their work is numpy's (which releases the GIL), so long logs
+    check them side by side in threads."""
+    if evs.starts is None or not len(evs.codes):
         return []
-    ends = np.r_[starts[1:], len(codes)] - 1
-    found: list[_Conflicts] = []
-    for k, values in case_level.items():
-        pos = _case_value_positions(evs, values, starts, ends)
-        if k == "outcome":
-            canon = np.asarray(_outcome_labels(values, outcome_values)[0].cat.codes, dtype=np.int64)
-            per_ev = evs.at_src(np.where(values.notna().to_numpy(), canon, -1))
-        else:
-            per_ev = evs.at_src(_value_codes(values))
-        kept = np.where(pos >= 0, per_ev[np.maximum(pos, 0)], -1)[codes]
-        differs = (per_ev >= 0) & (per_ev != kept)
-        if not differs.any():
-            continue
-        if k == "outcome":
-            is_open = OUTCOMES.index("open")
-            closed_both = differs & (per_ev != is_open) & (kept != is_open)
-            found += _conflicts_of(evs, rows, values, pos, closed_both, column=k, kind="outcome")
-            reopened = differs & (kept == is_open)
-            found += _conflicts_of(evs, rows, values, pos, reopened, column=k, kind="reopened")
-        else:
-            found += _conflicts_of(evs, rows, values, pos, differs, column=k, kind="value")
-    return found
+    ends = np.r_[evs.starts[1:], len(evs.codes)] - 1
+
+    def check(item: tuple[str, pd.Series]) -> list[_Conflicts]:
+        return _column_conflicts(item[0], item[1], evs, rows, ends, outcome_values=outcome_values)
+
+    items = list(case_level.items())
+    if len(evs.codes) < 200_000 or len(items) < 2:
+        return [cf for item in items for cf in check(item)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return [cf for found in pool.map(check, items) for cf in found]
+
+
+def _column_conflicts(
+    k: str, values: pd.Series, evs: _Events, rows: Any, ends: np.ndarray, *, outcome_values: Mapping[str, str] | None
+) -> list[_Conflicts]:
+    """One case-level column's conflicts: rows whose value differs from the one kept for their case."""
+    assert evs.starts is not None
+    pos = _case_value_positions(evs, values, evs.starts, ends)
+    if k == "outcome":
+        canon = np.asarray(_outcome_labels(values, outcome_values)[0].cat.codes, dtype=np.int64)
+        keys = np.where(values.notna().to_numpy(), canon, -1)
+        given = keys >= 0
+    else:
+        keys, given = _value_keys(values)
+    per_ev, given_ev = evs.at_src(keys), evs.at_src(given)
+    kept = per_ev[np.maximum(pos, 0)][evs.codes]
+    differs = given_ev & (pos >= 0)[evs.codes] & (per_ev != kept)
+    if not differs.any():
+        return []
+    if k != "outcome":
+        return _conflicts_of(evs, rows, values, pos, differs, column=k, kind="value")
+    is_open = OUTCOMES.index("open")
+    closed_both = differs & (per_ev != is_open) & (kept != is_open)
+    reopened = differs & (kept == is_open)
+    return [
+        *_conflicts_of(evs, rows, values, pos, closed_both, column=k, kind="outcome"),
+        *_conflicts_of(evs, rows, values, pos, reopened, column=k, kind="reopened"),
+    ]
 
 
 def _conflicts_of(
