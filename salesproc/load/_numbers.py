@@ -158,8 +158,7 @@ def parse_numbers(
         out[is_num] = values[is_num].to_numpy(dtype=float)
         if is_num.sum() == values.notna().sum():
             return pd.Series(out, index=values.index), None
-    is_text = values.notna().to_numpy() & (~is_num if is_num is not None else True)
-    codes, uniq = pd.factorize(values[is_text])  # cleaned and read once per distinct text
+    is_text, codes, uniq = _distinct_text(values, is_num)  # cleaned and read once per distinct text
     if not len(uniq):
         return pd.Series(out, index=values.index), None
     txt = pd.Series(uniq, dtype=object).astype("str").str.strip()
@@ -169,6 +168,20 @@ def parse_numbers(
     )
     out[is_text] = np.append(r.values(fmt.decimal), np.nan)[codes]
     return pd.Series(out, index=values.index), fmt
+
+
+def _distinct_text(values: pd.Series, is_num: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Which rows hold text, each one's code into the distinct texts, and those texts. A text
+    categorical (a column read dictionary-encoded) already is that: no million-row hashing."""
+    if is_num is None and isinstance(values.dtype, pd.CategoricalDtype):
+        cat = np.asarray(values.cat.codes)
+        is_text = cat >= 0
+        codes = cat[is_text]
+        if np.bincount(codes, minlength=len(values.cat.categories)).all():  # every category in use
+            return is_text, codes, values.cat.categories
+    is_text = values.notna().to_numpy() & (~is_num if is_num is not None else True)
+    codes, uniq = pd.factorize(values[is_text])
+    return is_text, codes, uniq
 
 
 def _decide(
