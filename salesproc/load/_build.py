@@ -153,6 +153,10 @@ def _as_ns(ts: pd.Series) -> pd.Series:
     unit = ts.dt.unit
     if unit not in _PER_NS:
         return ts.astype(TS_DTYPE)
+    try:  # the usual case, every date within range: one conversion in C
+        return ts.astype(TS_DTYPE)
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        pass
     per = _PER_NS[unit]
     v = ts.array.asi8
     top = np.iinfo(np.int64).max // per
@@ -1626,11 +1630,13 @@ def _amount_format(
     name = sk.names.get("amount", "amount")
     fmt = None
     if len(columns) == 1:
-        fmt = parse_numbers(columns[0][0], decimal=decimal, source=sk.source, column=name, rows=columns[0][1])[1]
+        fmt = parse_numbers(
+            columns[0][0], decimal=decimal, source=sk.source, column=name, rows=columns[0][1], values_too=False
+        )[1]
     elif columns:
         both = pd.concat([pd.Series(col.to_numpy(dtype=object)) for col, _ in columns], ignore_index=True)
         at = np.concatenate([np.asarray(r) for _, r in columns])
-        fmt = parse_numbers(both, decimal=decimal, source=sk.source, column=name, rows=at)[1]
+        fmt = parse_numbers(both, decimal=decimal, source=sk.source, column=name, rows=at, values_too=False)[1]
     fmt = fmt or NumberFormat(decimal, given=decimal is not None)
     if columns and (fmt.decimal or fmt.thousands):
         sk.notes.append(f"{name}: {fmt.describe()}")

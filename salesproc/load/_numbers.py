@@ -128,12 +128,14 @@ def parse_numbers(
     column: str = "amount",
     rows: Any = None,
     clean: bool = True,
+    values_too: bool = True,
 ) -> tuple[pd.Series, NumberFormat | None]:
     """A column of numbers as floats (NaN where missing or unreadable), and how its text was written.
 
     ``decimal`` is the user's mark; None decides it from the values. The format is None when no
     cell was text (numbers stay numbers). ``rows`` gives each value's row in the source, for the
-    message when the mark cannot be decided; ``clean`` strips spaces and currency signs first.
+    message when the mark cannot be decided; ``clean`` strips spaces and currency signs first;
+    ``values_too=False`` decides the format only (the values of text cells are left NaN).
 
     Examples
     --------
@@ -166,7 +168,8 @@ def parse_numbers(
     fmt = _decide(
         r, decimal, values=values, is_text=is_text, codes=codes, source=source, column=column, rows=rows
     )
-    out[is_text] = np.append(r.values(fmt.decimal), np.nan)[codes]
+    if values_too:
+        out[is_text] = np.append(r.values(fmt.decimal), np.nan)[codes]
     return pd.Series(out, index=values.index), fmt
 
 
