@@ -474,14 +474,19 @@ class Review:
         return pd.DataFrame(rows, columns=cols)
 
     def summary(self) -> dict[str, Any]:
+        """Counts and sums of the pipeline; ``expected_value``/``expected_loss`` are None when no
+        open deal has an amount (``with_amount`` counts those that do)."""
         f = self._frame
+        with_amount = int(f["amount"].notna().sum())
         return {
             "as_of": self.as_of.isoformat(),
             "open_deals": len(f),
             "flagged": int((f["n_flags"] > 0).sum()),
             **{flag: int(f[flag].sum()) for flag in FLAGS},
-            "expected_value": float(np.nansum(f["probability"] * f["amount"])),
-            "expected_loss": float(np.nansum(f["expected_loss"])),
+            # with no amount in the data there is no value to sum: None, not 0 (pages say so)
+            "with_amount": with_amount,
+            "expected_value": float(np.nansum(f["probability"] * f["amount"])) if with_amount else None,
+            "expected_loss": float(np.nansum(f["expected_loss"])) if with_amount else None,
             "mean_probability": float(f["probability"].mean()) if len(f) else float("nan"),
         }
 
@@ -490,7 +495,7 @@ class Review:
         return (
             f"<Review {s['open_deals']:,} open deals as of {self.as_of.date()} "
             f"(template {self.template.name!r} v{self.template.version}): {s['flagged']:,} flagged, "
-            f"expected loss {s['expected_loss']:,.0f}>"
+            + (f"expected loss {s['expected_loss']:,.0f}>" if s["with_amount"] else "no amounts in the data>")
         )
 
     def _repr_html_(self, max_rows: int = 20) -> str:
