@@ -329,6 +329,12 @@ def _parse_outcome_events(value: str | None) -> dict[str, list[str]] | None:
     return out
 
 
+def _parse_finish_events(values: tuple[str, ...]) -> tuple[str, ...] | None:
+    """``--finish-events`` given once or more, each a name or a comma list: the names (None if none)."""
+    names = tuple(n.strip() for v in values for n in v.split(",") if n.strip())
+    return names or None
+
+
 def _parse_outcome_values(value: str | None) -> dict[str, str] | None:
     if value is None:
         return None
@@ -386,6 +392,7 @@ def _given_options(raw: Mapping[str, Any], all_of_them: bool) -> dict[str, Any]:
         "outcome_events": _parse_outcome_events,
         "outcome_values": _parse_outcome_values,
         "sheet": lambda v: int(v) if isinstance(v, str) and v.isdigit() else v,
+        "finish_events": _parse_finish_events,
     }
     out: dict[str, Any] = {}
     for name, value in raw.items():
@@ -403,7 +410,7 @@ def _load(source: str, options: LoadOptions) -> History:
 
 _LOAD_PARAMS = (
     "mapping", "kind", "errors", "tz", "outcome_events", "outcome_values", "milestones", "dayfirst",
-    "date_format", "encoding", "decimal", "sheet",
+    "date_format", "encoding", "decimal", "sheet", "sla_days", "finish_events",
 )
 
 
@@ -470,6 +477,16 @@ def history_options(func: F) -> F:
             "--milestones", metavar="REGEX", callback=_check_regex,
             help="Event names that are milestones (a regular expression matched at the start); "
             "the other events are activities.",
+        ),
+        click.option(
+            "--sla-days", type=click.FloatRange(min=0, min_open=True), metavar="DAYS",
+            help="Projects: a service-level target, e.g. 10 for 'resolved within 10 days'; a project "
+            "without a due date (target_date) is due that many days after it was created.",
+        ),
+        click.option(
+            "--finish-events", multiple=True, metavar="NAME",
+            help="Projects: the events that mark a project (ticket) as finished, e.g. Resolved (repeat the "
+            "option, or give a comma list); finished by the due date is on time, after it late.",
         ),
         click.option("--dayfirst", is_flag=True, help="Dates such as 31.12.2023 are day-first."),
         click.option("--date-format", metavar="FORMAT", help="Exact date format, e.g. %d.%m.%Y."),

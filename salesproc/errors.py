@@ -213,8 +213,10 @@ class NoClosedCasesError(SalesprocError, ValueError):
         else:
             expected = "finished projects, on time or late by a due date, or with an outcome"
             fix = (
-                "map a due date with mapping={'target_date': '<column>'} (-m target_date=<column>) and the "
-                "finish date with mapping={'closed': '<column>'}, so that finished projects are on time "
+                "map a due date with mapping={'target_date': '<column>'} (-m target_date=<column>) or give a "
+                "service-level target with sla_days=10 (--sla-days 10), and the finish date with "
+                "mapping={'closed': '<column>'} or the events that finish a project with "
+                "finish_events=['Resolved'] (--finish-events Resolved), so that finished projects are on time "
                 "or late; or map an outcome column (-m outcome=<column>, with outcome_values= for unusual "
                 "labels), or name the closing events with outcome_events={'on_time': [...], 'late': [...]}."
             )

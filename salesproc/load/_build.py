@@ -960,6 +960,8 @@ def build_history(
     milestones: MilestoneRule = None,
     dayfirst: bool = False,
     date_format: str | None = None,
+    sla_days: float | None = None,
+    finish_events: Iterable[str] | None = None,
     decimal: str | None = ".",
     rows_read: int | None = None,
     row_offset: int = 2,
@@ -977,6 +979,13 @@ def build_history(
     position). ``column_names`` maps canonical names to the source's own, also for messages.
     ``decimal`` is the mark of amounts written as text; None decides it from the values (the
     summary's notes say which).
+
+    Projects without an outcome are on time or late by whether they finished by their due date:
+    their ``target_date``, else ``created + sla_days`` (a service-level target, which then fills
+    ``target_date``). A project finishes at its ``closed`` date, else (with ``finish_events``, one
+    name or several) at its first event of those names. A project not finished by the end of the
+    data stays open, even when past its due date. The report's notes say which rule was used, or
+    why every project is open.
 
     Counting: every source row is either loaded or skipped with a reason, so ``rows_read ==
     rows_loaded + sum(skipped)``. A case skipped for a case-level problem (its outcome, kind or
@@ -996,6 +1005,7 @@ def build_history(
     """
     reading = _Reading(tz=tz, dayfirst=dayfirst, date_format=date_format, decimal=decimal)
     _check_build_parameters(errors=errors, kind=kind, reading=reading)
+    success = _success_rule(sla_days, finish_events)
     sk = _prepare_skips(skips, source=source, errors=errors, notes=notes, column_names=column_names)
     if rows_read is None:
         rows_read = len(events) + (0 if cases is None else len(cases))
@@ -1028,10 +1038,11 @@ def build_history(
     ck = _parse_case_dates(c, where, sk, ck, reading=reading)
     ck = _check_created(c, where, sk, ck)
     fmt = _amount_format(ev, rows, cases, sk, decimal=decimal, row_offset=row_offset)
-    ck = _parse_case_amounts(c, where, sk, ck, fmt=fmt)
+    ck = _parse_case_amounts(c, where, sk, ck, fmt=fmt, deals=bool((kinds == "deal").any()))
     ck = _report_conflicts(c, conflicts.result(), where, sk, ck)
     ck = _case_outcomes(
-        c, kinds, where, sk, ck, outcome_values=outcome_values, outcome_rule=bool(rule)
+        c, kinds, where, sk, ck, outcome_values=outcome_values, outcome_rule=bool(rule),
+        success=replace(success, finished=_first_finish_events(c, evs, success.finish_events)),
     )
     ck = _close_dates(c, where, sk, ck)
     c["kind"] = kinds
@@ -1644,12 +1655,17 @@ def _amount_format(
 
 
 def _parse_case_amounts(
-    c: pd.DataFrame, where: _CaseSource, sk: Skips, ck: np.ndarray, *, fmt: NumberFormat
+    c: pd.DataFrame, where: _CaseSource, sk: Skips, ck: np.ndarray, *, fmt: NumberFormat, deals: bool = True
 ) -> np.ndarray:
     """``amount`` parsed as numbers in place (NaN when absent), with the source's format ``fmt``;
     unreadable non-blank amounts reported."""
     if "amount" not in c.columns:
         c["amount"] = np.nan
+        if deals:  # (a value per deal is what the pipeline review sums)
+            sk.notes.append(
+                "no amount column: the pipeline's value and the money at risk will be empty. Fix: map the "
+                "amounts, e.g. mapping={'amount': '<column>'} (-m amount=<column>)"
+            )
         return ck
     amt = parse_amounts(pd.Series(c["amount"]), decimal=fmt.decimal or ".")
     rawa = pd.Series(c["amount"])
@@ -1675,9 +1691,10 @@ def _case_outcomes(
     *,
     outcome_values: Mapping[str, str] | None,
     outcome_rule: bool,
+    success: _Success | None = None,
 ) -> np.ndarray:
     """Each case's canonical outcome, set in place: labels mapped and checked against the case's
-    kind; a project without one is on time or late by its planned end."""
+    kind; a project without one is on time or late by its due date (see :func:`_project_outcomes`)."""
     rawo = pd.Series(c["outcome"]) if "outcome" in c.columns else pd.Series([None] * len(c), index=c.index, dtype=object)
     outcome, okeep = normalize_outcomes(
         rawo, kinds, outcome_values=outcome_values, skips=sk, rows=where.rows_for("outcome"), weights=where.weights
@@ -1686,20 +1703,15 @@ def _case_outcomes(
     is_proj = (kinds == "project").to_numpy()
     # projects without an explicit outcome: on time / late from actual end vs planned end
     derive_proj = is_proj & (rawo.isna() | (_norm_token(rawo) == "")).to_numpy() if is_proj.any() else is_proj
+    success = success or _Success()
     if derive_proj.any():
-        closed_p = c["closed"]
-        tgt = c["target_date"]
-        lab = np.where(
-            closed_p.isna(), "open", np.where((closed_p <= tgt).fillna(False).to_numpy(dtype=bool), "on_time", "late")
-        )
-        no_target = derive_proj & closed_p.notna().to_numpy() & tgt.isna().to_numpy()
-        ck &= sk.bad(
-            no_target & ck, rows=where.rows_for("target_date"), column="target_date", values=c["target_date"],
-            expected="a planned end date for a finished project (to tell on time from late)",
-            fix="map the planned-end column, e.g. mapping={'target_date': 'enddate_planned'}, or give an outcome.",
-            reason="finished project without a planned end date", weights=where.weights,
-        )
+        given_target = c["target_date"].notna().to_numpy()
+        ck, lab = _project_outcomes(c, derive_proj, where, sk, ck, success)
         outcome = outcome.where(~derive_proj, lab)
+        sk.notes.extend(_project_success_notes(success, derive_proj, given_target, outcome.to_numpy()[derive_proj & ck]))
+    if is_proj.any() and not derive_proj.any():
+        sk.notes.append("projects: success = outcome events (outcome_events)" if outcome_rule
+                        else "projects: success = outcome column")
     if not ("outcome" in c.columns or outcome_rule) and (~is_proj).any():
         sk.notes.append(
             "no outcome column, no outcome_events rule and no event read as an outcome (such as Closed Won "
@@ -1708,6 +1720,106 @@ def _case_outcomes(
         )
     c["outcome"] = outcome
     return ck
+
+
+@dataclass(frozen=True)
+class _Success:
+    """What success means for a project without an outcome: finished (by its ``closed`` date, else
+    its first event named in ``finish_events``) by its due date (``target_date``, else ``created +
+    sla_days``). ``finished``: per case, the time of its first finishing event (NaT: none)."""
+
+    sla_days: float | None = None
+    finish_events: tuple[str, ...] = ()
+    finished: pd.Series | None = None
+
+
+def _success_rule(sla_days: float | None, finish_events: Iterable[str] | None) -> _Success:
+    """``sla_days`` and ``finish_events`` checked: a positive number of days, event names."""
+    if sla_days is not None and (
+        isinstance(sla_days, bool) or not isinstance(sla_days, int | float) or not np.isfinite(sla_days) or sla_days <= 0
+    ):
+        raise ParameterError(
+            f"The 'sla_days' parameter must be a positive number of days (10: resolved within 10 days). Got {sla_days!r} instead."
+        )
+    names = () if finish_events is None else (finish_events,) if isinstance(finish_events, str) else tuple(finish_events)
+    if not all(isinstance(n, str) and n for n in names):
+        raise ParameterError(
+            f"The 'finish_events' parameter must be event names, e.g. ['Resolved', 'Closed']. Got {finish_events!r} instead."
+        )
+    return _Success(sla_days=None if sla_days is None else float(sla_days), finish_events=names)
+
+
+def _first_finish_events(c: pd.DataFrame, evs: _Events, names: tuple[str, ...]) -> pd.Series | None:
+    """Per case of ``c``, the time of its first event named in ``names`` (NaT: none); None without names."""
+    if not names:
+        return None
+    is_finish = np.asarray(pd.Index(evs.names).isin(names), dtype=bool)
+    at = is_finish[evs.name_codes] if len(evs.name_codes) else np.zeros(0, dtype=bool)
+    first = np.full(len(evs.case_ids), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, evs.codes[at], evs.ts[at])
+    first[first == np.iinfo(np.int64).max] = _NAT
+    pos = pd.Index(evs.case_ids).get_indexer(pd.Index(c["case_id"].astype("str")))
+    return pd.Series(_utc(np.where(pos >= 0, first[np.maximum(pos, 0)], _NAT)), index=c.index)
+
+
+def _project_outcomes(
+    c: pd.DataFrame, derive: np.ndarray, where: _CaseSource, sk: Skips, ck: np.ndarray, success: _Success
+) -> tuple[np.ndarray, np.ndarray]:
+    """Projects without an outcome (``derive``): on time or late by whether they finished by their
+    due date; open while not finished (even when past it). The finish date (from ``finish_events``)
+    and the due date (``created + sla_days``) fill ``closed`` and ``target_date`` where not given."""
+    if success.finished is not None:
+        c["closed"] = c["closed"].where(~(derive & c["closed"].isna().to_numpy()), success.finished)
+    if success.sla_days is not None:
+        due = c["created"] + pd.Timedelta(days=success.sla_days)
+        c["target_date"] = c["target_date"].where(~(derive & c["target_date"].isna().to_numpy()), due)
+    closed_p, tgt = c["closed"], c["target_date"]
+    lab = np.where(
+        closed_p.isna(), "open", np.where((closed_p <= tgt).fillna(False).to_numpy(dtype=bool), "on_time", "late")
+    )
+    no_target = derive & closed_p.notna().to_numpy() & tgt.isna().to_numpy()
+    ck &= sk.bad(
+        no_target & ck, rows=where.rows_for("target_date"), column="target_date", values=c["target_date"],
+        expected="a planned end date for a finished project (to tell on time from late)",
+        fix="map the planned-end column, e.g. mapping={'target_date': 'enddate_planned'}, give a service-level "
+        "target with sla_days=10, or give an outcome.",
+        reason="finished project without a planned end date", weights=where.weights,
+    )
+    return ck, lab
+
+
+def _project_success_notes(
+    success: _Success, derive: np.ndarray, given_target: np.ndarray, outcomes: np.ndarray
+) -> list[str]:
+    """What success meant for the projects without an outcome, or why every one of them is open."""
+    rules = []
+    if given_target[derive].any():
+        rules.append("target_date")
+    if success.sla_days is not None and (~given_target[derive]).any():
+        rules.append(f"created + {success.sla_days:g} days (sla_days)")
+    names = ", ".join(repr(n) for n in success.finish_events)
+    finish = f"; finished = the first {names} event (finish_events)" if names else ""
+    counts = pd.Series(outcomes).value_counts()
+    counted = ", ".join(f"{int(counts.get(o, 0)):,} {o}" for o in ("on_time", "late", "open"))
+    notes = [f"projects: success = finished by {', else by '.join(rules)}{finish}: {counted}"] if rules else []
+    if len(outcomes) and (outcomes == "open").all():
+        if not rules and not names:
+            notes.append(
+                "projects: no due date, service-level target, finish events or outcome: every project is open. "
+                "Fix: map a due date (-m target_date=<column>) or pass sla_days=, and name the finishing events "
+                "with finish_events="
+            )
+        elif names:
+            notes.append(
+                f"projects: no project has a {names} event (finish_events) or a close date: every project is open. "
+                "Fix: name the finishing events as the data writes them"
+            )
+        else:
+            notes.append(
+                "projects: no close date and no finish events: every project is open. Fix: name the finishing "
+                "events with finish_events= (or map the close date, -m closed=<column>)"
+            )
+    return notes
 
 
 def _close_dates(c: pd.DataFrame, where: _CaseSource, sk: Skips, ck: np.ndarray) -> np.ndarray:

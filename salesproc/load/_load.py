@@ -67,6 +67,8 @@ def load_history(
     na_values: Iterable[str] | None = None,
     dayfirst: bool = False,
     date_format: str | None = None,
+    sla_days: float | None = None,
+    finish_events: Iterable[str] | None = None,
     query: str | None = None,
     table: str | None = None,
     cases_table: str | None = None,
@@ -127,7 +129,21 @@ def load_history(
         Extra outcome labels, e.g. ``{"Closed Won": "won", "Closed Lost": "lost"}``.
     outcome_events
         Outcome from terminal events: ``{"won": ["Closed Won"], "lost": ["Closed Lost"]}``. Those
-        events become the case's outcome and close date and leave the event table.
+        events become the case's outcome and close date and leave the event table. To say when a
+        project (a ticket) is finished, use ``finish_events``: an outcome event would make every
+        ticket on time.
+    sla_days
+        Projects: a service-level target in days, e.g. ``10`` for "resolved within 10 days". A
+        project without a ``target_date`` is due ``created + sla_days`` (its ``target_date`` is set
+        so).
+    finish_events
+        Projects: the event names that mark a project (a ticket) as finished, e.g. ``["Resolved"]``.
+        A project without a ``closed`` date closes at its first such event (which stays in the
+        event table), and is ``on_time`` when that is no later than its due date (``target_date``,
+        else ``created + sla_days``), else ``late``. A project not finished by the end of the data
+        stays ``open``, even when past its due date. ``summary()`` notes which rule was used, with
+        counts ("projects: success = finished by created + 10 days (sla_days)..."), or why every
+        project is open.
     milestones
         Which event names are milestones when the data has no ``type`` column: a list of names, a
         regular expression or prefix, or a callable. Without it all events are milestones.
@@ -194,7 +210,10 @@ def load_history(
         mapping=mapping, kind=kind, errors=errors, tz=tz, outcome_values=outcome_values,
         outcome_events=outcome_events, milestones=milestones, lifecycle=lifecycle, sheet=sheet,
         encoding=encoding, delimiter=delimiter, decimal=decimal, dayfirst=dayfirst, date_format=date_format,
-        na_values=None if na_values is None else _na_values(na_values),
+        na_values=None if na_values is None else _na_values(na_values), sla_days=sla_days,
+        finish_events=None if finish_events is None else (
+            (finish_events,) if isinstance(finish_events, str) else tuple(finish_events)
+        ),
     )
     opts = _options(options, given)
     check_reading_parameters(tz=opts.tz, decimal=opts.decimal, date_format=opts.date_format)

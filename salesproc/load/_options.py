@@ -20,7 +20,10 @@ Errors = Literal["raise", "skip"]
 MilestoneRule = str | Iterable[str] | Callable[[str], bool] | re.Pattern[str] | None
 
 #: The options that the event-log builder takes (the rest say how a file is read).
-BUILD_FIELDS = ("kind", "errors", "tz", "outcome_values", "outcome_events", "milestones", "dayfirst", "date_format")
+BUILD_FIELDS = (
+    "kind", "errors", "tz", "outcome_values", "outcome_events", "milestones", "dayfirst", "date_format",
+    "sla_days", "finish_events",
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,12 @@ class LoadOptions:
         Time zone of timestamps written without an offset.
     outcome_values, outcome_events
         Extra outcome labels; outcomes from terminal events.
+    sla_days
+        Projects: a service-level target in days (``10``: "resolved within 10 days"); a project
+        without a ``target_date`` is due ``sla_days`` after it was created.
+    finish_events
+        Projects: the event names that mark a project (a ticket) as finished; it is closed at its
+        first such event, on time or late by its due date. A single name or several (kept as a tuple).
     milestones
         Which event names are milestones when the data has no ``type`` column.
     dayfirst, date_format
@@ -79,6 +88,14 @@ class LoadOptions:
     sheet: str | int | None = None
     lifecycle: str | Iterable[str] | None = "complete"
     na_values: tuple[str, ...] | None = None
+    sla_days: float | None = None
+    finish_events: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        names = self.finish_events
+        if names is not None and not isinstance(names, tuple):
+            # one name, or a list read from a settings file: kept as a tuple, so that options compare equal
+            object.__setattr__(self, "finish_events", (names,) if isinstance(names, str) else tuple(names))
 
     def build_kwargs(self) -> dict[str, Any]:
         """The options the event-log builder takes, as keywords."""
