@@ -106,7 +106,10 @@ def test_backtest_versions_refits_at_the_cutoff_and_keeps_edits() -> None:
     row = table.iloc[0]
     assert (row["deals"], row["auc"], row["brier"]) == (bt.metrics.n, bt.auc, bt.brier)
     # without refitting, the templates are scored as given
-    raw = backtest_versions(h, {"data": full}, cutoff="2023-10-01", refit=False)
+    from salesproc.review.backtest import LeakageWarning
+
+    with pytest.warns(LeakageWarning, match="after the cutoff"):  # not refitted: it saw the future, and says so
+        raw = backtest_versions(h, {"data": full}, cutoff="2023-10-01", refit=False)
     assert raw["critical_activities"].tolist() == [len(full.critical_activities)]
 
 
