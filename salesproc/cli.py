@@ -97,8 +97,8 @@ def _echo(text: object = "", *, err: bool = False) -> None:
 
 
 def _json_text(obj: Any) -> str:
-    """JSON for the terminal: the characters :func:`shown` escapes become JSON ``\\uXXXX`` escapes,
-    so the text stays valid JSON that reads back to the same values."""
+    """JSON for the terminal: the characters :func:`shown` escapes become JSON unicode escapes
+    (ESC as ``\\u001b``), so the text stays valid JSON that reads back to the same values."""
     return _UNSAFE_IN_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, indent=2, ensure_ascii=False))
 
 

@@ -399,21 +399,12 @@ def environment(flavour: Flavour, user_dirs: tuple[str, ...] = (), *, sandboxed:
     loaders.append(builtin_loader())
     loader = jinja2.ChoiceLoader(loaders)
     cls: type[jinja2.Environment] = _Sandbox if (sandboxed or user_dirs) else _Plain
-    if flavour == "html":
+    if flavour in ("html", "md"):  # HTML is autoescaped; Markdown is escaped by its finalize
+        html = flavour == "html"
         env = cls(
             loader=loader,
-            autoescape=True,
-            finalize=_finalize_html,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-            undefined=_Undefined,
-        )
-    elif flavour == "md":
-        env = cls(
-            loader=loader,
-            autoescape=False,
-            finalize=_finalize_md,
+            autoescape=html,
+            finalize=_finalize_html if html else _finalize_md,
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
